@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine (see README.md):
+#   make plan   install airig into .venv and plan the three reference builds
+#   make test   install what the tests need and run lint + the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: plan test lint unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("airig needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps re-install when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+plan: $(VENV)/.installed
+	$(BIN)/airig plan
+
+test: $(VENV)/.test-installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/test
+
+lint: $(VENV)/.test-installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/test --lint-only
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/plan_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build

@@ -1,0 +1,51 @@
+# Copyright: airig engineers
+# Apache-2.0 (see galaxy.yml)
+"""Filter plugins that turn a profile and a model into the planner's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from airig import planner, profiles
+    from airig.errors import AirigError
+except ImportError as exc:  # pragma: no cover - exercised only without the package
+    AIRIG_IMPORT_ERROR: ImportError | None = exc
+else:
+    AIRIG_IMPORT_ERROR = None
+
+
+def model_fit(
+    profile: Any,
+    model: str,
+    quant: str,
+    context: int = 8192,
+    concurrency: int = 1,
+    engine: str | None = None,
+    kv_dtype: str = "fp16",
+) -> dict[str, Any]:
+    """The plan row (weights, KV cache, overhead, fits, max context...) for one model."""
+    if AIRIG_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("the airig Python package is missing on the controller")
+    try:
+        prof = profiles.load(profile["name"] if isinstance(profile, dict) else str(profile))
+        catalog = planner.Catalog.default()
+        request = planner.PlanRequest(
+            models=(catalog.model(model),),
+            quants=(quant,),
+            profiles=(prof,),
+            context=int(context),
+            concurrency=int(concurrency),
+            engine=engine,
+            kv_dtype=kv_dtype,
+        )
+        return planner.plan(request, catalog)[0].to_dict()
+    except AirigError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"model_fit": model_fit}

@@ -1,0 +1,330 @@
+"""The airig command line: thin functions that parse options, call the library, render results.
+
+Exit codes: 0 success; 1 a plan in which nothing fits (plan --fail-if-none) or a runtime error;
+2 bad input (unknown model/format/profile, malformed profile or model file, bad option value).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from airig import __version__, profiles
+from airig.errors import AirigError
+
+if TYPE_CHECKING:
+    from airig.planner import PlanRequest, PlanRow
+
+app = typer.Typer(
+    name="airig",
+    help="Provision and verify Personal AI Computers, and plan which models fit them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+profiles_app = typer.Typer(help="List and show build profiles.", no_args_is_help=False)
+app.add_typer(profiles_app, name="profiles")
+
+out = Console()
+err = Console(stderr=True)
+
+ProfilesDir = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--profiles-dir",
+        help="Extra directory of profile YAML files (repeatable).",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except AirigError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"airig {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """airig: one command from a fresh box to a private AI computer."""
+
+
+@profiles_app.callback(invoke_without_command=True)
+def profiles_list(
+    ctx: typer.Context,
+    profiles_dir: ProfilesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the build profiles airig knows (built-in and your own)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _user_errors():
+        loaded = profiles.load_all(tuple(profiles_dir or ()))
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [{"name": p.name, "summary": p.summary, "file": str(p.source)} for p in loaded]
+            )
+        )
+        return
+    table = Table(title="Build profiles", title_justify="left")
+    for col in ("name", "hardware", "engines", "driver", "file"):
+        table.add_column(col)
+    for p in loaded:
+        driver = f">= {p.driver_min_branch}" if p.driver_min_branch else "-"
+        table.add_row(p.name, p.summary, ", ".join(p.engines), driver, str(p.source))
+    out.print(table)
+
+
+@profiles_app.command("show")
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Profile name or path to a profile file.")],
+    profiles_dir: ProfilesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print one profile, validated."""
+    import yaml
+
+    with _user_errors():
+        profile = profiles.load(name, tuple(profiles_dir or ()))
+    if as_json:
+        out.print_json(json.dumps(profile.raw))
+        return
+    out.print(f"# {profile.source}", style="dim", highlight=False)
+    out.print(yaml.safe_dump(profile.raw, sort_keys=False), highlight=False, end="")
+
+
+@app.command("models")
+def models_list(
+    models_file: Annotated[Path | None, typer.Option("--models", help="Extra model file.")] = None,
+    quants: Annotated[bool, typer.Option("--quants", help="List quantization formats.")] = False,
+) -> None:
+    """List the model catalog (or the quantization formats)."""
+    from airig.planner.catalog import Catalog
+
+    with _user_errors():
+        catalog = Catalog.default()
+        if models_file:
+            catalog = catalog.with_model_file(models_file)
+    if quants:
+        table = Table(title="Quantization formats", title_justify="left")
+        for col in ("format", "bits/weight", "applies to", "engines", "source"):
+            table.add_column(col)
+        for q in catalog.quants:
+            table.add_row(q.name, f"{q.bpw:g}", q.scope, ", ".join(q.engines), q.source)
+        out.print(table)
+        return
+    table = Table(title="Model catalog", title_justify="left")
+    for col in ("model", "params (B)", "layers", "heads/kv", "head dim", "max context"):
+        table.add_column(col)
+    for m in catalog.models:
+        active = f" ({m.active_params_b:g} active)" if m.active_params_b else ""
+        table.add_row(
+            m.name,
+            f"{m.params_b:g}{active}",
+            str(m.layers),
+            f"{m.heads}/{m.kv_heads}",
+            str(m.head_dim),
+            f"{m.max_context:,}",
+        )
+    out.print(table)
+
+
+@app.command("plan")
+def plan_cmd(
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile name or file (repeatable; 'all' for every profile). "
+            "Default: home, business, team.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model from the catalog (repeatable). Default: the whole catalog.",
+            show_default=False,
+        ),
+    ] = None,
+    quant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--quant",
+            "-q",
+            help="Format (repeatable; 'all'). Default: Q4_K_M, Q8_0, FP16 "
+            "(rule of thumb: Q4, Q8, FP16).",
+            show_default=False,
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="architecture (weights + KV cache + overhead) or "
+            "rule-of-thumb (params x bytes x 1.2)."
+        ),
+    ] = "architecture",
+    context: Annotated[
+        int, typer.Option(help="Tokens per sequence for the fit test and for max concurrency.")
+    ] = 8192,
+    concurrency: Annotated[
+        int, typer.Option(help="Concurrent sequences (users) for the fit test and for max context.")
+    ] = 1,
+    kv_dtype: Annotated[
+        str, typer.Option(help="KV cache type: fp16, bf16, fp8, q8_0, q4_0.")
+    ] = "fp16",
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Force an engine: llama_cpp, vllm, ollama. Default: the format's own."),
+    ] = None,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM's share of each GPU.")] = 0.9,
+    params: Annotated[
+        float | None,
+        typer.Option(
+            help="Plan an unknown model by size in billions (shape borrowed from the nearest "
+            "catalog model).",
+            show_default=False,
+        ),
+    ] = None,
+    models_file: Annotated[
+        Path | None,
+        typer.Option("--models", help="YAML file with extra models (same format as the catalog)."),
+    ] = None,
+    profiles_dir: ProfilesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG figure here.")] = None,
+    fits_only: Annotated[
+        bool, typer.Option("--fits-only", help="Show only rows that fit.")
+    ] = False,
+) -> None:
+    """Which models fit which build, at which quantization, with how much context for how
+    many users. GB = 10^9 bytes."""
+    from airig.planner import PlanRequest, plan
+    from airig.planner.catalog import Catalog
+    from airig.planner.fit import DEFAULT_QUANTS
+
+    with _user_errors():
+        catalog = Catalog.default()
+        if models_file:
+            catalog = catalog.with_model_file(models_file)
+        chosen = [catalog.model(name) for name in model or ()]
+        if params is not None:
+            custom = catalog.model_by_size(params)
+            catalog = catalog.with_models([custom])
+            chosen.append(custom)
+        dirs = tuple(profiles_dir or ())
+        names = list(profile or profiles.REFERENCE_BUILDS)
+        if any(n == "all" for n in names):
+            names = list(profiles.discover(dirs))
+        request = PlanRequest(
+            models=tuple(chosen or catalog.models),
+            quants=tuple(quant) if quant else DEFAULT_QUANTS.get(method, ("Q4_K_M",)),
+            profiles=tuple(profiles.load(n, dirs) for n in names),
+            method=method,
+            context=context,
+            concurrency=concurrency,
+            kv_dtype=kv_dtype,
+            engine=engine,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+        rows = plan(request, catalog)
+        if plot:
+            from airig.planner.plot import render
+
+            render(rows, catalog.models, plot)
+    shown = [r for r in rows if r.fits] if fits_only else rows
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in shown]))
+        return
+    _render_plan(shown, request)
+    if plot:
+        out.print(f"figure written to {plot}")
+
+
+def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
+    by_profile: dict[str, list[PlanRow]] = {}
+    for row in rows:
+        by_profile.setdefault(row.profile, []).append(row)
+    arch = request.method == "architecture"
+    for prof in request.profiles:
+        prof_rows = by_profile.get(prof.name, [])
+        if not prof_rows:
+            continue
+        table = Table(title=f"{prof.name}: {prof.summary}", title_justify="left")
+        cols = ["model", "format", "weights", "total", "capacity", "fits", "free"]
+        if arch:
+            cols[2:2] = ["engine"]
+            cols[4:4] = ["KV", "overhead"]
+            cols += [f"ctx @{request.concurrency}", f"users @{request.context}", "why not"]
+        for col in cols:
+            left = col in ("model", "format", "engine", "why not", "fits")
+            table.add_column(col, justify="left" if left else "right", no_wrap=col != "why not")
+        for r in prof_rows:
+            fit = "[green]yes[/]" if r.fits else "[red]no[/]"
+            cells = [
+                r.model,
+                r.quant,
+                f"{r.weights_gb:.1f}",
+                f"{r.total_gb:.1f}",
+                f"{r.capacity_gb:.1f}",
+                fit,
+                f"{r.headroom_gb:.1f}",
+            ]
+            if arch:
+                cells[2:2] = [str(r.engine)]
+                cells[4:4] = [f"{r.kv_cache_gb:.1f}", f"{r.overhead_gb:.1f}"]
+                cells += [
+                    f"{r.max_context_tokens:,}" if r.max_context_tokens else "-",
+                    str(r.max_concurrency) if r.max_concurrency else "-",
+                    r.reason,
+                ]
+            table.add_row(*cells)
+        out.print(table)
+    if arch:
+        out.print(
+            f"GB = 10^9 bytes. Fit test: {request.context} tokens x "
+            f"{request.concurrency} user(s), KV cache {request.kv_dtype}; capacity is "
+            "what NVML reports (a '32 GB' card is 32 GiB, about 34.2 GB visible).",
+            style="dim",
+        )
+    else:
+        out.print(
+            "Rule of thumb (seed guide): params x {Q4 0.5, Q8 1, FP16 2} bytes x 1.2; "
+            "capacity = GPUs x nominal GB. GB = 10^9 bytes.",
+            style="dim",
+        )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Fit tables: for every profile x model x format, does it fit, with how much context for how
+many concurrent users. Two methods: ``architecture`` (default) and the seed guide's
+``rule-of-thumb``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from airig.errors import CatalogError, InputError
+from airig.planner import memory as mem
+from airig.planner.catalog import Catalog, ModelSpec, QuantFormat
+from airig.profiles import Profile
+
+METHODS = ("architecture", "rule-of-thumb")
+DEFAULT_QUANTS = {"architecture": ("Q4_K_M", "Q8_0", "FP16"), "rule-of-thumb": ("Q4", "Q8", "FP16")}
+DEFAULT_CONTEXT = 8192
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    models: tuple[ModelSpec, ...]
+    quants: tuple[str, ...]
+    profiles: tuple[Profile, ...]
+    method: str = "architecture"
+    context: int = DEFAULT_CONTEXT
+    concurrency: int = 1
+    kv_dtype: str = "fp16"
+    engine: str | None = None
+    gpu_memory_utilization: float = mem.VLLM_DEFAULT_GPU_MEMORY_UTILIZATION
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(
+                f"--method: unknown method '{self.method}'; allowed: {', '.join(METHODS)}"
+            )
+        if self.context < 1:
+            raise InputError(f"--context: bad value {self.context}: expected a token count >= 1")
+        if self.concurrency < 1:
+            raise InputError(f"--concurrency: bad value {self.concurrency}: expected >= 1")
+        if not 0.05 <= self.gpu_memory_utilization <= 1.0:
+            raise InputError(
+                f"--gpu-memory-utilization: bad value "
+                f"{self.gpu_memory_utilization}: expected 0.05 to 1.0"
+            )
+        if self.engine is not None and self.engine not in mem.ENGINES:
+            raise InputError(
+                f"--engine: unknown engine '{self.engine}'; allowed: {', '.join(mem.ENGINES)}"
+            )
+        mem.kv_element_bytes(self.kv_dtype)
+        if not self.models or not self.profiles or not self.quants:
+            raise InputError("nothing to plan: give at least one model, format and profile")
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One model x format x profile. GB = 10^9 bytes. Keys of ``to_dict`` are stable."""
+
+    model: str
+    quant: str
+    profile: str
+    method: str
+    engine: str | None
+    gpus: int
+    context: int
+    concurrency: int
+    kv_dtype: str | None
+    weights_gb: float
+    kv_cache_gb: float
+    overhead_gb: float
+    total_gb: float
+    capacity_gb: float
+    fits: bool
+    headroom_gb: float
+    per_gpu_need_gb: float | None
+    per_gpu_capacity_gb: float | None
+    max_context_tokens: int | None
+    max_concurrency: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _gb(value: float) -> float:
+    return round(value / mem.GB, 3)
+
+
+def _rule_of_thumb(model: ModelSpec, quant: str, profile: Profile) -> PlanRow:
+    per_param = mem.RULE_OF_THUMB_BYTES_PER_PARAM[quant]
+    weights = model.nominal * per_param * 1e9
+    total = weights * mem.RULE_OF_THUMB_FACTOR
+    if profile.gpus.count:
+        capacity = profile.gpus.count * profile.gpus.memory_gib * mem.GB
+    else:
+        capacity = (profile.ram_gb or 0.0) * mem.GB
+    fits = total <= capacity
+    return PlanRow(
+        model=model.name,
+        quant=quant,
+        profile=profile.name,
+        method="rule-of-thumb",
+        engine=None,
+        gpus=profile.gpus.count,
+        context=0,
+        concurrency=0,
+        kv_dtype=None,
+        weights_gb=_gb(weights),
+        kv_cache_gb=0.0,
+        overhead_gb=_gb(total - weights),
+        total_gb=_gb(total),
+        capacity_gb=_gb(capacity),
+        fits=fits,
+        headroom_gb=_gb(capacity - total),
+        per_gpu_need_gb=None,
+        per_gpu_capacity_gb=None,
+        max_context_tokens=None,
+        max_concurrency=None,
+        reason="" if fits else "needs more memory than the build has (rule of thumb)",
+    )
+
+
+@dataclass(frozen=True)
+class _Split:
+    """How one model's memory lands on the devices of a box."""
+
+    devices: int
+    device_capacity: float
+    weight_share: float
+    kv_share: float
+    overhead: float
+    problem: str
+
+
+def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) -> _Split:
+    gpu = profile.gpus.count > 0
+    devices = profile.gpus.count if gpu else 1
+    if gpu:
+        capacity = profile.gpus.memory_gib * mem.GIB * mem.NVML_VISIBLE_FRACTION
+    else:
+        if not profile.ram_gb:
+            raise InputError(
+                f"profile {profile.name}: no GPUs and no host.ram_gb: set "
+                "host.ram_gb so the planner knows the box's memory"
+            )
+        capacity = profile.ram_gb * mem.GB
+    overhead = mem.overhead_bytes_per_device(
+        engine,
+        device_capacity=capacity,
+        gpu=gpu,
+        sm_count=profile.gpus.sm_count,
+        devices=devices,
+        gpu_memory_utilization=req.gpu_memory_utilization,
+    )
+    problem = ""
+    if not gpu and engine == "vllm":
+        problem = "vLLM needs a GPU"
+    if engine == "vllm" and devices > 1:
+        # vLLM tensor parallelism: attention heads split evenly; KV heads split or replicated.
+        if model.heads % devices:
+            problem = (
+                f"tensor parallel size {devices} does not divide {model.heads} attention heads"
+            )
+        elif model.kv_heads % devices and devices % model.kv_heads:
+            problem = f"tensor parallel size {devices} and {model.kv_heads} KV heads do not mix"
+        kv_per_device = max(1, model.kv_heads // devices)
+        return _Split(
+            devices, capacity, 1 / devices, kv_per_device / model.kv_heads, overhead, problem
+        )
+    # llama.cpp and Ollama split whole layers across GPUs (--split-mode layer).
+    return _Split(
+        devices,
+        capacity,
+        mem.layer_share(model.layers, devices),
+        mem.layer_share(model.attention_layers, devices),
+        overhead,
+        problem,
+    )
+
+
+def _max_context(model: ModelSpec, req: PlanRequest, split: _Split, avail: float) -> int:
+    """Longest context per sequence at ``req.concurrency`` that fits in ``avail`` bytes."""
+    if avail <= 0:
+        return 0
+    per_layer = mem.kv_bytes_per_token_layer(model, req.kv_dtype) * req.concurrency
+    per_layer *= split.kv_share
+    swa = model.sliding_window_layers if model.sliding_window else 0
+    full = model.attention_layers - swa
+    window = model.sliding_window or 0
+    tokens = avail / (per_layer * (full + swa))
+    if swa and tokens > window:
+        if full == 0:
+            return model.max_context
+        tokens = (avail - per_layer * swa * window) / (per_layer * full)
+    return min(model.max_context, math.floor(tokens))
+
+
+def _architecture(
+    model: ModelSpec, quant: QuantFormat, profile: Profile, req: PlanRequest
+) -> PlanRow:
+    engine = req.engine or next(
+        (e for e in quant.engines if e in profile.engines), quant.engines[0]
+    )
+    split = _split(model, engine, profile, req)
+    problems = [split.problem] if split.problem else []
+    if engine not in quant.engines:
+        problems.append(f"{engine} does not load {quant.name}")
+    if engine not in mem.KV_DTYPES_BY_ENGINE or req.kv_dtype not in mem.KV_DTYPES_BY_ENGINE[engine]:
+        problems.append(f"{engine} has no {req.kv_dtype} KV cache")
+    if req.context > model.max_context:
+        problems.append(f"context {req.context} exceeds {model.name}'s {model.max_context}")
+
+    weights = mem.weights_bytes(model, quant)
+    kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency)
+    n = split.devices
+    kv_total = kv * split.kv_share * n  # includes replicated KV heads under tensor parallel
+    need_device = weights * split.weight_share + kv * split.kv_share + split.overhead
+    total = weights + kv_total + split.overhead * n
+    capacity = split.device_capacity * n
+    if need_device > split.device_capacity:
+        if total <= capacity:
+            problems.append(
+                f"busiest GPU needs {_gb(need_device):.1f} of its "
+                f"{_gb(split.device_capacity):.1f} GB (the total fits)"
+            )
+        else:
+            problems.append(f"needs {_gb(total):.1f} of {_gb(capacity):.1f} GB")
+    avail = split.device_capacity - weights * split.weight_share - split.overhead
+    blocked = bool(split.problem) or engine not in quant.engines
+    per_seq_kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, 1) * split.kv_share
+    if blocked or avail <= 0 or req.context > model.max_context:
+        max_ctx, max_conc = 0, 0
+    else:
+        max_ctx = _max_context(model, req, split, avail)
+        max_conc = math.floor(avail / per_seq_kv)
+    return PlanRow(
+        model=model.name,
+        quant=quant.name,
+        profile=profile.name,
+        method="architecture",
+        engine=engine,
+        gpus=profile.gpus.count,
+        context=req.context,
+        concurrency=req.concurrency,
+        kv_dtype=req.kv_dtype,
+        weights_gb=_gb(weights),
+        kv_cache_gb=_gb(kv_total),
+        overhead_gb=_gb(split.overhead * n),
+        total_gb=_gb(total),
+        capacity_gb=_gb(capacity),
+        fits=not problems,
+        headroom_gb=_gb(capacity - total),
+        per_gpu_need_gb=_gb(need_device),
+        per_gpu_capacity_gb=_gb(split.device_capacity),
+        max_context_tokens=max_ctx,
+        max_concurrency=max_conc,
+        reason="; ".join(problems),
+    )
+
+
+def resolve_quants(catalog: Catalog, names: Iterable[str], method: str) -> list[str]:
+    """Validate format names for a method; 'all' expands to every format."""
+    if method == "rule-of-thumb":
+        allowed = list(mem.RULE_OF_THUMB_BYTES_PER_PARAM)
+        out = []
+        for name in names:
+            if name.lower() == "all":
+                return allowed
+            match = next((a for a in allowed if a.lower() == name.lower()), None)
+            if match is None:
+                raise CatalogError(
+                    f"--quant: '{name}' is not a rule-of-thumb format; allowed: "
+                    f"{', '.join(allowed)}"
+                )
+            out.append(match)
+        return out
+    if any(n.lower() == "all" for n in names):
+        return [q.name for q in catalog.quants]
+    return [catalog.quant(n).name for n in names]
+
+
+def plan(request: PlanRequest, catalog: Catalog | None = None) -> list[PlanRow]:
+    """Plan every profile x model x format of ``request``.
+
+    Combinations that cannot exist (a format that quantizes MoE experts on a dense model) are
+    left out; asking only for those is an error.
+    """
+    request.validate()
+    catalog = catalog or Catalog.default()
+    quants = resolve_quants(catalog, request.quants, request.method)
+    rows: list[PlanRow] = []
+    skipped: list[str] = []
+    for profile in request.profiles:
+        for model in request.models:
+            for qname in quants:
+                if request.method == "rule-of-thumb":
+                    rows.append(_rule_of_thumb(model, qname, profile))
+                    continue
+                try:
+                    rows.append(_architecture(model, catalog.quant(qname), profile, request))
+                except CatalogError as exc:
+                    skipped.append(str(exc))
+    if not rows:
+        raise InputError("nothing to plan: " + "; ".join(dict.fromkeys(skipped)))
+    return rows

@@ -1,0 +1,71 @@
+"""The fit figure: memory each model needs per format, against each build's capacity."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from airig.planner.catalog import ModelSpec
+from airig.planner.fit import PlanRow
+
+
+def render(rows: list[PlanRow], models: list[ModelSpec], path: Path) -> Path:
+    """Write a PNG to ``path``: one line per format over model size, one level per build."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = {
+        m.name: (m.nominal if rows[0].method == "rule-of-thumb" else m.params_b) for m in models
+    }
+    first_profile = rows[0].profile
+    curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    usable: dict[str, float] = {}
+    for row in rows:
+        need = row.total_gb if row.method == "rule-of-thumb" else row.weights_gb + row.kv_cache_gb
+        if row.profile == first_profile:
+            curves[row.quant].append((size[row.model], need))
+        left = row.capacity_gb - (0.0 if row.method == "rule-of-thumb" else row.overhead_gb)
+        usable[row.profile] = max(usable.get(row.profile, 0.0), left)
+
+    fig, ax = plt.subplots(figsize=(10, 6), dpi=120)
+    for quant, points in curves.items():
+        points.sort()
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, marker="o", label=quant)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (profile, gb) in enumerate(sorted(usable.items(), key=lambda kv: kv[1])):
+        color = colors[(i + len(curves)) % len(colors)]
+        ax.axhline(gb, linestyle="--", linewidth=1.2, color=color)
+        ax.annotate(
+            f"{profile}: {gb:.0f} GB",
+            xy=(1.0, gb),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 3),
+            textcoords="offset points",
+            ha="right",
+            fontsize=9,
+            color=color,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("model size (billions of parameters)")
+    if rows[0].method == "rule-of-thumb":
+        ax.set_ylabel("memory needed, GB (params x bytes x 1.2)")
+        title = "Rule of thumb: memory per model size and quantization"
+    else:
+        ctx, conc = rows[0].context, rows[0].concurrency
+        ax.set_ylabel(f"weights + KV cache, GB (10^9 B), {ctx} tokens x {conc} user(s)")
+        title = (
+            "Memory per model size and quantization; dashed: build capacity left "
+            "after engine overhead"
+        )
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="format", loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
