@@ -84,11 +84,8 @@ def profiles_list(
     with _user_errors():
         loaded = profiles.load_all(tuple(profiles_dir or ()))
     if as_json:
-        out.print_json(
-            json.dumps(
-                [{"name": p.name, "summary": p.summary, "file": str(p.source)} for p in loaded]
-            )
-        )
+        listing = [{"name": p.name, "summary": p.summary, "file": str(p.source)} for p in loaded]
+        typer.echo(json.dumps(listing, indent=2))
         return
     table = Table(title="Build profiles", title_justify="left")
     for col in ("name", "hardware", "engines", "driver", "file"):
@@ -111,7 +108,7 @@ def profiles_show(
     with _user_errors():
         profile = profiles.load(name, tuple(profiles_dir or ()))
     if as_json:
-        out.print_json(json.dumps(profile.raw))
+        typer.echo(json.dumps(profile.raw, indent=2))
         return
     out.print(f"# {profile.source}", style="dim", highlight=False)
     out.print(yaml.safe_dump(profile.raw, sort_keys=False), highlight=False, end="")
@@ -261,7 +258,7 @@ def plan_cmd(
             render(rows, catalog.models, plot)
     shown = [r for r in rows if r.fits] if fits_only else rows
     if as_json:
-        out.print_json(json.dumps([r.to_dict() for r in shown]))
+        typer.echo(json.dumps([r.to_dict() for r in shown], indent=2))
         return
     _render_plan(shown, request)
     if plot:

@@ -131,6 +131,7 @@ class _Split:
     kv_share: float
     overhead: float
     problem: str
+    kv_copies: float = 1.0  # how many times the KV cache exists in total (replicated heads)
 
 
 def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) -> _Split:
@@ -164,9 +165,9 @@ def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) ->
             )
         elif model.kv_heads % devices and devices % model.kv_heads:
             problem = f"tensor parallel size {devices} and {model.kv_heads} KV heads do not mix"
-        kv_per_device = max(1, model.kv_heads // devices)
+        kv_share = max(1, model.kv_heads // devices) / model.kv_heads
         return _Split(
-            devices, capacity, 1 / devices, kv_per_device / model.kv_heads, overhead, problem
+            devices, capacity, 1 / devices, kv_share, overhead, problem, kv_share * devices
         )
     # llama.cpp and Ollama split whole layers across GPUs (--split-mode layer).
     return _Split(
@@ -214,7 +215,7 @@ def _architecture(
     weights = mem.weights_bytes(model, quant)
     kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency)
     n = split.devices
-    kv_total = kv * split.kv_share * n  # includes replicated KV heads under tensor parallel
+    kv_total = kv * split.kv_copies  # includes KV heads replicated by tensor parallelism
     need_device = weights * split.weight_share + kv * split.kv_share + split.overhead
     total = weights + kv_total + split.overhead * n
     capacity = split.device_capacity * n

@@ -30,26 +30,41 @@ def render(rows: list[PlanRow], models: list[ModelSpec], path: Path) -> Path:
         usable[row.profile] = max(usable.get(row.profile, 0.0), left)
 
     fig, ax = plt.subplots(figsize=(10, 6), dpi=120)
-    for quant, points in curves.items():
+    cmap = plt.get_cmap("tab20")
+    palette = [cmap(i) for i in range(20)]
+    for i, (quant, points) in enumerate(curves.items()):
         points.sort()
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker="o", label=quant)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (profile, gb) in enumerate(sorted(usable.items(), key=lambda kv: kv[1])):
-        color = colors[(i + len(curves)) % len(colors)]
-        ax.axhline(gb, linestyle="--", linewidth=1.2, color=color)
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            markersize=4,
+            color=palette[(2 * i) % 20],
+            label=quant,
+            linestyle="-" if i < 10 else "--",
+        )
+    for profile, gb in sorted(usable.items(), key=lambda kv: kv[1]):
+        ax.axhline(gb, linestyle=(0, (6, 3)), linewidth=1.4, color="0.25")
         ax.annotate(
             f"{profile}: {gb:.0f} GB",
-            xy=(1.0, gb),
+            xy=(0.01, gb),
             xycoords=("axes fraction", "data"),
-            xytext=(-4, 3),
+            xytext=(0, 3),
             textcoords="offset points",
-            ha="right",
+            ha="left",
+            va="bottom",
             fontsize=9,
-            color=color,
+            color="0.1",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
         )
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
     ax.set_xlabel("model size (billions of parameters)")
     if rows[0].method == "rule-of-thumb":
         ax.set_ylabel("memory needed, GB (params x bytes x 1.2)")
@@ -63,7 +78,7 @@ def render(rows: list[PlanRow], models: list[ModelSpec], path: Path) -> Path:
         )
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="format", loc="upper left")
+    ax.legend(title="format", loc="lower right", ncols=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
