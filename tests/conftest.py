@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from airig.planner import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+
+# Tests import the collection's Python (ansible_collections.airig.rig...) from this checkout,
+# never from a copy an editable install left in site-packages.
+sys.path.insert(0, str(REPO / "collections"))
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +38,34 @@ def runner() -> CliRunner:
 
 def profile(name: str) -> profiles.Profile:
     return profiles.load(name)
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory holding the freshly built libnvidia-ml.so.1 test double."""
+    from tests import nvml_double
+
+    return nvml_double.build(tmp_path_factory.mktemp("fake-nvml")).parent
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_loaded(fake_nvml_dir: Path) -> Path:
+    """Load the double into this process under its soname, before pynvml looks for it."""
+    import ctypes
+
+    ctypes.CDLL(str(fake_nvml_dir / "libnvidia-ml.so.1"), mode=ctypes.RTLD_GLOBAL)
+    return fake_nvml_dir
+
+
+@pytest.fixture
+def nvml_box(fake_nvml_loaded: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Select which fixture box the double plays: nvml_box('home')."""
+    from tests.nvml_double import FIXTURES
+
+    def use(name: str) -> Path:
+        path = FIXTURES / f"{name}.json"
+        assert path.is_file(), path
+        monkeypatch.setenv("FAKE_NVML_CONFIG", str(path))
+        return path
+
+    return use

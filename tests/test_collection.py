@@ -97,6 +97,26 @@ def test_ansible_doc_finds_plugins_by_fqcn(installed_wheel: Path, tmp_path: Path
     assert str(installed_wheel) in doc["filename"]
 
 
+def test_module_doc_renders(installed_wheel: Path, tmp_path: Path) -> None:
+    result = run_outside(
+        installed_wheel, tmp_path, "ansible-doc", "--json", "-t", "module", "airig.rig.gpu_verify"
+    )
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout)["airig.rig.gpu_verify"]
+    assert set(entry["doc"]["options"]) == {
+        "profile",
+        "memory_tolerance_pct",
+        "advisory",
+        "fail_on_mismatch",
+    }
+    assert {"matched", "checks", "reboot_required", "error_kind"} <= set(entry["return"])
+    assert "airig.rig.gpu_verify:" in entry["examples"]
+    text = run_outside(
+        installed_wheel, tmp_path, "ansible-doc", "-t", "module", "airig.rig.gpu_verify"
+    )
+    assert text.returncode == 0 and "Driver/library version mismatch" in text.stdout
+
+
 def test_playbook_role_lookup_and_filter_by_fqcn(installed_wheel: Path, tmp_path: Path) -> None:
     play = tmp_path / "play.yml"
     play.write_text(

@@ -265,6 +265,74 @@ def plan_cmd(
         out.print(f"figure written to {plot}")
 
 
+@app.command("verify")
+def verify_cmd(
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile name or file, or 'auto' to find the one this machine matches.",
+        ),
+    ] = "auto",
+    profiles_dir: ProfilesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    memory_tolerance_pct: Annotated[
+        float | None,
+        typer.Option(
+            help="How far a GPU's memory may sit from the profile's, in percent. Default 5.",
+            show_default=False,
+        ),
+    ] = None,
+    advisory: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A check that only warns (repeatable). Default: pcie_generation, "
+            "persistence_mode.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Verify this machine's GPUs against a build profile through NVML.
+
+    Exit codes: 0 match; 1 mismatch; 2 no usable NVML or driver (or bad input); 3 reboot
+    required (driver/library version mismatch after a driver upgrade)."""
+    from airig import verify
+
+    with _user_errors():
+        report = verify.run(
+            profile,
+            tuple(profiles_dir or ()),
+            memory_tolerance_pct,
+            tuple(advisory) if advisory is not None else None,
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        raise typer.Exit(report.exit_code)
+    facts = report.facts or {}
+    if facts.get("driver_version"):
+        out.print(
+            f"driver {facts['driver_version']}, CUDA {facts.get('cuda_driver_version')}, "
+            f"{facts['gpu_count']} GPU(s)",
+            highlight=False,
+        )
+    if report.checks:
+        table = Table(title=f"checks against profile {report.profile}", title_justify="left")
+        for col in ("check", "gpu", "expected", "found", "verdict", "what to do"):
+            table.add_column(col, overflow="fold")
+        colors = {"pass": "green", "fail": "red", "warn": "yellow", "skip": "dim"}
+        for c in report.checks:
+            gpu = "" if c["gpu"] is None else str(c["gpu"])
+            verdict = f"[{colors[c['verdict']]}]{c['verdict']}[/]"
+            table.add_row(
+                c["check"], gpu, str(c["expected"]), str(c["found"]), verdict, c["message"]
+            )
+        out.print(table)
+    stream = out if report.exit_code == 0 else err
+    stream.print(report.message, highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
 def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
     by_profile: dict[str, list[PlanRow]] = {}
     for row in rows:
