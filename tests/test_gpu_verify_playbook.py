@@ -107,6 +107,46 @@ def test_gate_playbook(fake_nvml_dir: Path, tmp_path: Path, box: str, rc: int, n
     assert needle in out
 
 
+def test_gate_without_a_driver_says_run_the_driver_role(tmp_path: Path) -> None:
+    empty = tmp_path / "no-driver"
+    empty.mkdir()
+    extra = {
+        "box": "home",
+        "profile_name": "home",
+        "fake_nvml_dir": str(empty),
+        "fixtures_dir": str(FIXTURES),
+    }
+    run = playbook(tmp_path, "gpu_verify_gate.yml", extra)
+    out = " ".join(run.stdout.split())
+    if run.returncode == 0:
+        pytest.skip("this machine has a real libnvidia-ml.so.1 on the loader path")
+    assert run.returncode == 2
+    assert (
+        "no NVIDIA driver is installed (libnvidia-ml.so.1 not found): run the nvidia_driver" in out
+    )
+    assert "library_not_found" in out
+
+
+def test_gate_on_a_host_without_pynvml(fake_nvml_dir: Path, tmp_path: Path) -> None:
+    """A target whose Python lacks nvidia-ml-py: the real missing_required_lib failure."""
+    bare = Path("/usr/bin/python3")
+    probe = subprocess.run([str(bare), "-c", "import pynvml"], capture_output=True)
+    if not bare.exists() or probe.returncode == 0:
+        pytest.skip("needs a system python3 without pynvml")
+    extra = {
+        "box": "home",
+        "profile_name": "home",
+        "fake_nvml_dir": str(fake_nvml_dir),
+        "fixtures_dir": str(FIXTURES),
+        "ansible_python_interpreter": str(bare),
+    }
+    run = playbook(tmp_path, "gpu_verify_gate.yml", extra)
+    out = " ".join(run.stdout.split())
+    assert run.returncode == 2
+    assert "Failed to import the required Python library (nvidia-ml-py (import name pynvml))" in out
+    assert "pynvml_missing" in out
+
+
 def test_gate_check_mode_with_diff(fake_nvml_dir: Path, tmp_path: Path) -> None:
     # Ansible shows a diff for tasks that did not fail: let the play decide instead.
     extra = {
