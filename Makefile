@@ -30,8 +30,10 @@ test: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/test --lint-only
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.test-installed
 	$(BIN)/python bench/plan_speed.py
+	scripts/container-env bookworm
+	$(BIN)/python bench/converge_speed.py nvidia_driver
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
