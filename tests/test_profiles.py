@@ -199,3 +199,10 @@ def test_cli_unknown_profile_exits_2(runner: CliRunner) -> None:
 def test_schema_is_documented() -> None:
     text = textwrap.dedent((profiles.SCHEMA_PATH).read_text())
     assert '"description"' in text
+
+
+def test_inline_profile_data_is_validated_like_a_file() -> None:
+    data = mutated(gpus__count=-1)
+    with pytest.raises(ProfileError, match=r"\(inline profile\): invalid profile"):
+        profiles.from_data(data)
+    assert profiles.from_data(mutated()).name == "mybox"

@@ -30,7 +30,10 @@ def model_fit(
     if AIRIG_IMPORT_ERROR is not None:
         raise AnsibleFilterError("the airig Python package is missing on the controller")
     try:
-        prof = profiles.load(profile["name"] if isinstance(profile, dict) else str(profile))
+        if isinstance(profile, dict):
+            prof = profiles.from_data(profile)
+        else:
+            prof = profiles.load(str(profile))
         catalog = planner.Catalog.default()
         request = planner.PlanRequest(
             models=(catalog.model(model),),

@@ -376,7 +376,7 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
         out.print(
             f"GB = 10^9 bytes. Fit test: {request.context} tokens x "
             f"{request.concurrency} user(s), KV cache {request.kv_dtype}; capacity is "
-            "what NVML reports (a '32 GB' card is 32 GiB, about 34.2 GB visible).",
+            "what NVML reports (a card sold as N GB carries N GiB; an RTX 5090 shows 34.2 GB).",
             style="dim",
         )
     else:

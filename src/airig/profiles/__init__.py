@@ -212,6 +212,14 @@ def load_file(path: Path) -> Profile:
     return profile
 
 
+def from_data(data: Any, source: str = "(inline profile)") -> Profile:
+    """Validate profile data that did not come from a file (e.g. an Ansible variable)."""
+    validate_data(data, source)
+    profile = _to_profile(data, Path(source))
+    _check_cross_fields(profile)
+    return profile
+
+
 def _check_cross_fields(profile: Profile) -> None:
     """Rules the schema cannot express: models and quants from the catalog, engines enabled."""
     from airig.planner.catalog import Catalog
