@@ -44,6 +44,15 @@ def changed(output: str) -> list[int]:
     return [int(n) for n in re.findall(r"changed=(\d+)", output)]
 
 
+def playbook_seconds(output: str) -> float | None:
+    """The playbook's own run time from the profile_tasks callback (molecule's config)."""
+    stamps = re.findall(r"\)\s+(\d+):(\d+):(\d+\.\d+)", output)
+    if not stamps:
+        return None
+    h, m, s = stamps[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
 def main() -> None:
     scenario = sys.argv[1] if len(sys.argv) > 1 else "nvidia_driver"
     molecule("destroy", scenario)
@@ -54,11 +63,14 @@ def main() -> None:
     finally:
         molecule("destroy", scenario)
     print(f"scenario {scenario}: base + nvidia_driver on a fresh container")
-    print(f"  first converge:   {first:6.1f} s   changed={max(changed(out1), default=0)}")
-    print(
-        f"  re-run converge:  {again:6.1f} s   changed={max(changed(out2), default=0)}"
-        "   (target: 0 changed, < 30 s)"
-    )
+    for label, took, out in (("first converge", first, out1), ("re-run converge", again, out2)):
+        own = playbook_seconds(out)
+        own_text = f"{own:6.1f} s" if own is not None else "   n/a"
+        print(
+            f"  {label:16s} {took:6.1f} s with molecule, playbook {own_text}, "
+            f"changed={max(changed(out), default=0)}"
+        )
+    print("  target for the re-run: 0 changed, < 30 s")
 
 
 if __name__ == "__main__":
