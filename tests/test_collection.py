@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,29 +81,26 @@ def test_wheel_contains_the_collection(installed_wheel: Path) -> None:
     assert (installed_wheel / "airig" / "planner" / "data" / "models.yml").is_file()
 
 
+def installed_doc(site: Path, tmp_path: Path, kind: str, name: str) -> dict[str, Any]:
+    """ansible-doc --json for one plugin, run outside the checkout."""
+    result = run_outside(site, tmp_path, "ansible-doc", "--json", "-t", kind, name)
+    assert result.returncode == 0, result.stderr
+    entry: dict[str, Any] = json.loads(result.stdout)[name]
+    return entry
+
+
 def test_ansible_doc_finds_plugins_by_fqcn(installed_wheel: Path, tmp_path: Path) -> None:
-    result = run_outside(
-        installed_wheel, tmp_path, "ansible-doc", "--json", "-t", "lookup", "airig.rig.profile"
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)["airig.rig.profile"]["doc"]
-    assert doc["short_description"] == "Load and validate an airig build profile"
-    assert str(installed_wheel) in doc["filename"]
-    result = run_outside(
-        installed_wheel, tmp_path, "ansible-doc", "--json", "-t", "filter", "airig.rig.model_fit"
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)["airig.rig.model_fit"]["doc"]
-    assert doc["short_description"] == "Plan one model on a build profile"
-    assert str(installed_wheel) in doc["filename"]
+    for kind, name, short in (
+        ("lookup", "airig.rig.profile", "Load and validate an airig build profile"),
+        ("filter", "airig.rig.model_fit", "Plan one model on a build profile"),
+    ):
+        doc = installed_doc(installed_wheel, tmp_path, kind, name)["doc"]
+        assert doc["short_description"] == short
+        assert str(installed_wheel) in doc["filename"]
 
 
 def test_module_doc_renders(installed_wheel: Path, tmp_path: Path) -> None:
-    result = run_outside(
-        installed_wheel, tmp_path, "ansible-doc", "--json", "-t", "module", "airig.rig.gpu_verify"
-    )
-    assert result.returncode == 0, result.stderr
-    entry = json.loads(result.stdout)["airig.rig.gpu_verify"]
+    entry = installed_doc(installed_wheel, tmp_path, "module", "airig.rig.gpu_verify")
     assert set(entry["doc"]["options"]) == {
         "profile",
         "memory_tolerance_pct",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.airig.rig.plugins.module_utils.nvml import ALL_CHECKS
 from ansible_collections.airig.rig.plugins.modules import gpu_verify
 
 from airig import profiles
@@ -47,7 +48,7 @@ def test_match(nvml_box: Callable[[str], Path]) -> None:
     assert result["ansible_facts"]["airig_gpu"]["gpu_count"] == 2
     assert result["gpu_facts"]["driver_version"] == "575.57.08"
     assert {c["verdict"] for c in result["checks"]} == {"pass"}
-    assert {c["check"] for c in result["checks"]} == set(gpu_verify.ALL_CHECKS) - {"gpus_present"}
+    assert {c["check"] for c in result["checks"]} == set(ALL_CHECKS) - {"gpus_present"}
 
 
 def test_inline_profile_for_an_h100_box(nvml_box: Callable[[str], Path]) -> None:

@@ -62,6 +62,20 @@ def playbook(
     )
 
 
+def gate(
+    tmp_path: Path, box: str, lib_dir: Path, *flags: str, **more: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run the gate playbook with the double playing ``box`` from ``lib_dir``."""
+    extra = {
+        "box": box,
+        "profile_name": "home",
+        "fake_nvml_dir": str(lib_dir),
+        "fixtures_dir": str(FIXTURES),
+        **more,
+    }
+    return playbook(tmp_path, "gpu_verify_gate.yml", extra, *flags)
+
+
 def test_playbook_verdicts_for_every_fixture(fake_nvml_dir: Path, tmp_path: Path) -> None:
     results_file = tmp_path / "results.json"
     extra = {
@@ -95,13 +109,7 @@ def test_playbook_verdicts_for_every_fixture(fake_nvml_dir: Path, tmp_path: Path
     ],
 )
 def test_gate_playbook(fake_nvml_dir: Path, tmp_path: Path, box: str, rc: int, needle: str) -> None:
-    extra = {
-        "box": box,
-        "profile_name": "home",
-        "fake_nvml_dir": str(fake_nvml_dir),
-        "fixtures_dir": str(FIXTURES),
-    }
-    run = playbook(tmp_path, "gpu_verify_gate.yml", extra)
+    run = gate(tmp_path, box, fake_nvml_dir)
     out = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == rc, out
     assert needle in out
@@ -110,13 +118,7 @@ def test_gate_playbook(fake_nvml_dir: Path, tmp_path: Path, box: str, rc: int, n
 def test_gate_without_a_driver_says_run_the_driver_role(tmp_path: Path) -> None:
     empty = tmp_path / "no-driver"
     empty.mkdir()
-    extra = {
-        "box": "home",
-        "profile_name": "home",
-        "fake_nvml_dir": str(empty),
-        "fixtures_dir": str(FIXTURES),
-    }
-    run = playbook(tmp_path, "gpu_verify_gate.yml", extra)
+    run = gate(tmp_path, "home", empty)
     out = " ".join(run.stdout.split())
     if run.returncode == 0:
         pytest.skip("this machine has a real libnvidia-ml.so.1 on the loader path")
@@ -133,14 +135,7 @@ def test_gate_on_a_host_without_pynvml(fake_nvml_dir: Path, tmp_path: Path) -> N
     probe = subprocess.run([str(bare), "-c", "import pynvml"], capture_output=True)
     if not bare.exists() or probe.returncode == 0:
         pytest.skip("needs a system python3 without pynvml")
-    extra = {
-        "box": "home",
-        "profile_name": "home",
-        "fake_nvml_dir": str(fake_nvml_dir),
-        "fixtures_dir": str(FIXTURES),
-        "ansible_python_interpreter": str(bare),
-    }
-    run = playbook(tmp_path, "gpu_verify_gate.yml", extra)
+    run = gate(tmp_path, "home", fake_nvml_dir, ansible_python_interpreter=str(bare))
     out = " ".join(run.stdout.split())
     assert run.returncode == 2
     assert "Failed to import the required Python library (nvidia-ml-py (import name pynvml))" in out
@@ -149,14 +144,7 @@ def test_gate_on_a_host_without_pynvml(fake_nvml_dir: Path, tmp_path: Path) -> N
 
 def test_gate_check_mode_with_diff(fake_nvml_dir: Path, tmp_path: Path) -> None:
     # Ansible shows a diff for tasks that did not fail: let the play decide instead.
-    extra = {
-        "box": "home_pcie_x4",
-        "profile_name": "home",
-        "fake_nvml_dir": str(fake_nvml_dir),
-        "fixtures_dir": str(FIXTURES),
-        "gate_fail": False,
-    }
-    run = playbook(tmp_path, "gpu_verify_gate.yml", extra, "--check", "--diff")
+    run = gate(tmp_path, "home_pcie_x4", fake_nvml_dir, "--check", "--diff", gate_fail=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "- 'gpu1.pcie_width: x16'" in run.stdout
     assert "- 'gpu1.pcie_width: x4 (max x16)'" in run.stdout
@@ -165,13 +153,7 @@ def test_gate_check_mode_with_diff(fake_nvml_dir: Path, tmp_path: Path) -> None:
 def test_gate_refuses_a_profile_typo_before_touching_the_host(
     fake_nvml_dir: Path, tmp_path: Path
 ) -> None:
-    extra = {
-        "box": "home",
-        "profile_name": "hme",
-        "fake_nvml_dir": str(fake_nvml_dir),
-        "fixtures_dir": str(FIXTURES),
-    }
-    run = playbook(tmp_path, "gpu_verify_gate.yml", extra)
+    run = gate(tmp_path, "home", fake_nvml_dir, profile_name="hme")
     assert run.returncode == 2
     assert "unknown profile 'hme' (did you mean 'home'?)" in " ".join(run.stdout.split())
 

@@ -62,6 +62,23 @@ ERROR_HINTS = {
 }
 
 
+# NVML failures that mean "no NVIDIA driver here": on a CPU-only profile that is what was ordered.
+NO_DRIVER_KINDS = ("library_not_found", "driver_not_loaded")
+
+
+def facts_without_driver() -> dict[str, Any]:
+    """The facts of a box with no usable NVIDIA driver: no GPUs."""
+    return {"driver_version": None, "gpu_count": 0, "gpus": [], "total_memory_mib": 0}
+
+
+def unknown_advisory(names: Any, option: str) -> str:
+    """A message naming advisory check names that do not exist ('' when all are known)."""
+    unknown = sorted(set(names) - set(ALL_CHECKS))
+    if not unknown:
+        return ""
+    return f"{option}: unknown check(s) {', '.join(unknown)}; allowed: {', '.join(ALL_CHECKS)}"
+
+
 class ProbeError(Exception):
     """NVML cannot be used on this host; ``kind`` is a key of ERROR_HINTS."""
 

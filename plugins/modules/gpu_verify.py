@@ -157,14 +157,16 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.airig.rig.plugins.module_utils.nvml import (
-    ALL_CHECKS,
     DEFAULT_ADVISORY,
     DEFAULT_MEMORY_TOLERANCE_PCT,
     ERROR_HINTS,
+    NO_DRIVER_KINDS,
     ProbeError,
     diff_text,
+    facts_without_driver,
     probe,
     summarize,
+    unknown_advisory,
     verify,
 )
 
@@ -208,13 +210,10 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             "controller by the action plugin) or a profile dictionary with a 'gpus' mapping"
         )
         return result
-    unknown = sorted(set(params["advisory"]) - set(ALL_CHECKS))
-    if unknown:
+    problem = unknown_advisory(params["advisory"], "option advisory")
+    if problem:
         result["failed"] = True
-        result["msg"] = (
-            f"option advisory: unknown check(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(ALL_CHECKS)}"
-        )
+        result["msg"] = problem
         return result
     if not 0 <= params["memory_tolerance_pct"] < 50:
         result["failed"] = True
@@ -228,10 +227,9 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     try:
         facts = probe(pynvml)
     except ProbeError as exc:
-        no_driver = exc.kind in ("library_not_found", "driver_not_loaded")
-        if want == 0 and no_driver:
+        if want == 0 and exc.kind in NO_DRIVER_KINDS:
             # A CPU-only profile on a box without an NVIDIA driver is what was ordered.
-            facts = {"driver_version": None, "gpu_count": 0, "gpus": [], "total_memory_mib": 0}
+            facts = facts_without_driver()
         else:
             result.update(
                 error_kind=exc.kind,

@@ -95,20 +95,16 @@ def run(
         utils.DEFAULT_MEMORY_TOLERANCE_PCT if memory_tolerance_pct is None else memory_tolerance_pct
     )
     adv = tuple(utils.DEFAULT_ADVISORY if advisory is None else advisory)
-    unknown = sorted(set(adv) - set(utils.ALL_CHECKS))
-    if unknown:
-        raise InputError(
-            f"--advisory: unknown check(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(utils.ALL_CHECKS)}"
-        )
+    problem = utils.unknown_advisory(adv, "--advisory")
+    if problem:
+        raise InputError(problem)
     candidates = (
         profiles.load_all(extra_dirs) if profile == "auto" else [profiles.load(profile, extra_dirs)]
     )
     facts, kind, why = _probe()
     if kind is not None:
-        usable_without = kind in ("library_not_found", "driver_not_loaded")
         cpu = [p for p in candidates if p.gpus.count == 0]
-        if not (usable_without and cpu):
+        if not (kind in utils.NO_DRIVER_KINDS and cpu):
             code = EXIT_REBOOT if kind == "version_mismatch" else EXIT_NO_NVML
             return Report(
                 profile=None if profile == "auto" else candidates[0].name,
@@ -118,7 +114,7 @@ def run(
                 error_kind=kind,
                 reboot_required=kind == "version_mismatch",
             )
-        facts = {"driver_version": None, "gpu_count": 0, "gpus": [], "total_memory_mib": 0}
+        facts = utils.facts_without_driver()
     assert facts is not None
     scored = []
     for cand in candidates:

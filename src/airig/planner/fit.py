@@ -207,7 +207,7 @@ def _architecture(
     problems = [split.problem] if split.problem else []
     if engine not in quant.engines:
         problems.append(f"{engine} does not load {quant.name}")
-    if engine not in mem.KV_DTYPES_BY_ENGINE or req.kv_dtype not in mem.KV_DTYPES_BY_ENGINE[engine]:
+    if req.kv_dtype not in mem.KV_DTYPES_BY_ENGINE[engine]:
         problems.append(f"{engine} has no {req.kv_dtype} KV cache")
     if req.context > model.max_context:
         problems.append(f"context {req.context} exceeds {model.name}'s {model.max_context}")
@@ -229,7 +229,7 @@ def _architecture(
             problems.append(f"needs {_gb(total):.1f} of {_gb(capacity):.1f} GB")
     avail = split.device_capacity - weights * split.weight_share - split.overhead
     blocked = bool(split.problem) or engine not in quant.engines
-    per_seq_kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, 1) * split.kv_share
+    per_seq_kv = kv / req.concurrency * split.kv_share  # KV grows linearly with sequences
     if blocked or avail <= 0 or req.context > model.max_context:
         max_ctx, max_conc = 0, 0
     else:

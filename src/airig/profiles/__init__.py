@@ -82,6 +82,14 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+@cache
+def _validator() -> Any:
+    """One schema validator for every profile file (building it is the costly part)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
 def search_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
     """Directories searched for profiles, lowest priority first."""
     dirs = [BUILTIN_DIR, USER_DIR.expanduser()]
@@ -143,15 +151,12 @@ def _describe_property(parent_schema: Any, prop: str) -> str:
 
 def validate_data(data: Any, source: str) -> None:
     """Raise ProfileError naming file, field, bad value and what is allowed."""
-    from jsonschema import Draft202012Validator
-
     if not isinstance(data, dict):
         raise ProfileError(
             f"{source}: a profile must be a YAML mapping with the fields "
             f"{allowed_list(schema()['required'])}; found {type(data).__name__}"
         )
-    validator = Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.path))
+    errors = sorted(_validator().iter_errors(data), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         lines = []
         for err in errors:
