@@ -11,10 +11,28 @@ from ansible.errors import AnsibleFilterError
 try:
     from airig import planner, profiles
     from airig.errors import AirigError
+    from airig.planner.engines import engine_plan as _engine_plan
 except ImportError as exc:  # pragma: no cover - exercised only without the package
     AIRIG_IMPORT_ERROR: ImportError | None = exc
 else:
     AIRIG_IMPORT_ERROR = None
+
+
+def _profile(profile: Any) -> Any:
+    if isinstance(profile, dict):
+        return profiles.from_data(profile)
+    return profiles.load(str(profile))
+
+
+def engine_plan(profile: Any) -> dict[str, Any]:
+    """Flags per engine for a profile (a name, a path or the profile's data), or an error that
+    says which engine to shrink or disable when the enabled engines do not fit together."""
+    if AIRIG_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("the airig Python package is missing on the controller")
+    try:
+        return _engine_plan(_profile(profile))
+    except AirigError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def model_fit(
@@ -30,10 +48,7 @@ def model_fit(
     if AIRIG_IMPORT_ERROR is not None:
         raise AnsibleFilterError("the airig Python package is missing on the controller")
     try:
-        if isinstance(profile, dict):
-            prof = profiles.from_data(profile)
-        else:
-            prof = profiles.load(str(profile))
+        prof = _profile(profile)
         catalog = planner.Catalog.default()
         request = planner.PlanRequest(
             models=(catalog.model(model),),
@@ -51,4 +66,4 @@ def model_fit(
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"model_fit": model_fit}
+        return {"model_fit": model_fit, "engine_plan": engine_plan}

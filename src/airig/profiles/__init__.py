@@ -46,6 +46,9 @@ class ServedModel:
     engine: str | None = None
     context: int | None = None
     concurrency: int | None = None
+    source: str | None = None
+    sha256: str | None = None
+    file: str | None = None
 
 
 @dataclass(frozen=True)
