@@ -34,6 +34,8 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/plan_speed.py
 	scripts/container-env bookworm
 	$(BIN)/python bench/converge_speed.py nvidia_driver
+	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service
+	$(BIN)/python bench/converge_speed.py llama_cpp airig-llama-server@qwen3-8b.service
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build

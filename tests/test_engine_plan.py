@@ -131,3 +131,16 @@ def test_model_source_fields_are_validated() -> None:
     d["models"][0]["sha256"] = "ABC"
     with pytest.raises(profiles.ProfileError, match=r"models\[0\]\.sha256"):
         profiles.from_data(d)
+
+
+def test_endpoints_for_agents() -> None:
+    (ep,) = engine_plan(profiles.load("home"))["endpoints"]
+    assert ep == {
+        "engine": "llama_cpp",
+        "model": "qwen3-32b",
+        "context": 32768,
+        "base_url": "http://127.0.0.1:8080/v1",
+        "key": "llama_cpp",
+    }
+    (ep,) = engine_plan(profiles.load("team"))["endpoints"]
+    assert ep["engine"] == "vllm" and ep["context"] == 131072 and ep["key"] == "vllm"

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from airig import __version__, profiles
-from airig.errors import AirigError
+from airig.errors import AirigError, InputError
 
 if TYPE_CHECKING:
     from airig.planner import PlanRequest, PlanRow
@@ -393,3 +393,134 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@app.command("provision")
+def provision_cmd(
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile name or file; 'auto' finds the one this machine matches (local only). "
+            "Default: the inventory's profile_name, else cpu.",
+            show_default=False,
+        ),
+    ] = "",
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="Ansible inventory file or directory.")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="One host over SSH: user@address.")
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Change nothing; say what would.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show file changes.")] = False,
+    tags: Annotated[
+        str | None,
+        typer.Option(help="Only these parts, e.g. engines,agent (base, driver, llama_cpp, ...)."),
+    ] = None,
+    skip_tags: Annotated[str | None, typer.Option(help="Skip these parts.")] = None,
+    limit: Annotated[str | None, typer.Option(help="Only these inventory hosts.")] = None,
+    extra_var: Annotated[
+        list[str] | None,
+        typer.Option("--extra-var", "-e", help="KEY=VALUE for the playbook (repeatable)."),
+    ] = None,
+) -> None:
+    """Provision a box: base, NVIDIA driver + GPU check, engines, agents (playbooks/site.yml).
+
+    Safe to run again. The full log stays in the run directory printed at the end.
+    Exit codes: 0 done; 1 a task failed; 2 bad input (nothing ran); 3 a host was unreachable;
+    4 interrupted."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from airig import provision
+
+    with _user_errors():
+        tgt = provision.target(inventory, host)
+        name = profile or ("" if inventory else "cpu")
+        extra: dict[str, object] = {}
+        for item in extra_var or ():
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise InputError(f"--extra-var: bad value {item!r}: expected KEY=VALUE")
+            extra[key] = value
+        if tgt.local and os.geteuid() == 0:
+            extra.setdefault("airig_become", False)
+        if name:
+            name = provision.resolve_profile(name, tgt.local)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}", style="dim"),
+        console=err,
+        transient=False,
+    )
+    what = "checking" if check else "provisioning"
+    with bar:
+        task = bar.add_task(f"{what} {tgt.description}", total=None, current="")
+
+        def show(p: provision.Progress) -> None:
+            bar.update(task, completed=p.done, total=p.total, current=p.task[:60])
+
+        try:
+            outcome = provision.run(
+                name,
+                tgt,
+                check=check,
+                diff=diff,
+                tags=tags,
+                skip_tags=skip_tags,
+                limit=limit,
+                extra_vars=extra,
+                on_progress=show,
+            )
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]: run again; the playbook picks up where it stopped")
+            raise typer.Exit(provision.EXIT_INTERRUPTED) from None
+        bar.update(task, total=outcome.progress.done, completed=outcome.progress.done)
+    _print_outcome(outcome, check)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _print_outcome(outcome: object, check: bool) -> None:
+    from airig import provision
+
+    assert isinstance(outcome, provision.Outcome)
+    table = Table(title="hosts", title_justify="left")
+    for col in ("host", "ok", "changed", "failed", "unreachable"):
+        table.add_column(col)
+    stats = outcome.stats or {}
+    hosts = sorted(set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark"))))
+    for h in hosts:
+        table.add_row(
+            h,
+            str(stats.get("ok", {}).get(h, 0)),
+            str(stats.get("changed", {}).get(h, 0)),
+            str(stats.get("failures", {}).get(h, 0)),
+            str(stats.get("dark", {}).get(h, 0)),
+        )
+    out.print(table)
+    for f in outcome.progress.failures:
+        err.print(f"[red]failed[/] {f['host']}: {f['task']}: {f['msg']}", highlight=False)
+    if outcome.summary:
+        s = outcome.summary
+        out.print(f"profile {s.get('profile')}: engines {s.get('engines')}", highlight=False)
+        for ep in s.get("endpoints", []):
+            key = f"/srv/airig/keys/{ep['key']}.key" if ep["key"] else "none (loopback only)"
+            out.print(
+                f"  {ep['engine']}: {ep['base_url']} model {ep['model']} "
+                f"(context {ep['context']}), key {key}",
+                highlight=False,
+            )
+        if s.get("agents"):
+            out.print(f"  agents: {', '.join(s['agents'])} (env: /etc/airig/agent.env)")
+    verdict = {0: "done", 1: "FAILED", 3: "UNREACHABLE", 4: "interrupted"}[outcome.exit_code]
+    out.print(
+        f"{'check ' if check else ''}{verdict}; full log: {outcome.run_dir}/stdout.log "
+        f"(events in {outcome.run_dir}/artifacts)",
+        highlight=False,
+    )

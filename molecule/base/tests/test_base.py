@@ -2,8 +2,22 @@
 
 import pytest
 
-PACKAGES = ["build-essential", "cmake", "git", "curl", "ca-certificates", "gnupg", "python3-venv",
-            "python3-pip", "pciutils", "jq", "rsync", "zstd", "less", "systemd-timesyncd"]
+PACKAGES = [
+    "build-essential",
+    "cmake",
+    "git",
+    "curl",
+    "ca-certificates",
+    "gnupg",
+    "python3-venv",
+    "python3-pip",
+    "pciutils",
+    "jq",
+    "rsync",
+    "zstd",
+    "less",
+    "systemd-timesyncd",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -17,10 +31,15 @@ def test_tools_run(host):
     assert host.run("python3 -m venv /tmp/probe-venv").rc == 0
 
 
-@pytest.mark.parametrize(("path", "mode"), [
-    ("/srv/airig", 0o755), ("/srv/airig/models", 0o2775), ("/srv/airig/keys", 0o750),
-    ("/srv/airig/state", 0o750),
-])
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        ("/srv/airig", 0o755),
+        ("/srv/airig/models", 0o2775),
+        ("/srv/airig/keys", 0o750),
+        ("/srv/airig/state", 0o750),
+    ],
+)
 def test_data_dir(host, path, mode):
     f = host.file(path)
     assert f.is_directory and f.user == "root" and f.group == "airig" and f.mode == mode

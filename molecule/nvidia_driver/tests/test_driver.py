@@ -11,8 +11,11 @@ COMPUTE_SET = ["nvidia-smi", "libnvidia-ml1", "libcuda1", "nvidia-persistenced"]
 @pytest.fixture(scope="module")
 def want(host):
     hv = host.ansible.get_variables()
-    return {"old": hv["airig_test_driver_versions"][0], "new": hv["airig_test_driver_versions"][1],
-            "module": hv["airig_test_module_package"]}
+    return {
+        "old": hv["airig_test_driver_versions"][0],
+        "new": hv["airig_test_driver_versions"][1],
+        "module": hv["airig_test_module_package"],
+    }
 
 
 @pytest.mark.parametrize("name", ["nvidia-smi", "libnvidia-ml1", "libcuda1"])

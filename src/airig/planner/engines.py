@@ -169,6 +169,7 @@ def engine_plan(profile: Profile, catalog: Catalog | None = None) -> dict[str, A
     result["engines"]["vllm"] = vllm
 
     result["per_device_planned_gb"] = round(others + vllm.get("per_device_gb", 0.0), 3)
+    result["endpoints"] = _endpoints(result["engines"])
     if others > capacity:
         biggest = max(shared, key=lambda e: shared[e])
         raise EnginePlanError(
@@ -177,6 +178,43 @@ def engine_plan(profile: Profile, catalog: Catalog | None = None) -> dict[str, A
             f"Shrink {biggest}'s models (context, concurrency, format) or disable it."
         )
     return result
+
+
+def _endpoints(engines: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI-compatible endpoints on 127.0.0.1, in the order agents prefer them."""
+    out = [
+        {
+            "engine": "llama_cpp",
+            "model": i["name"],
+            "context": i["ctx_size"] // i["parallel"],
+            "base_url": f"http://127.0.0.1:{i['port']}/v1",
+            "key": "llama_cpp",
+        }
+        for i in engines["llama_cpp"]["instances"]
+    ]
+    vllm = engines["vllm"]
+    if "model" in vllm:
+        out.append(
+            {
+                "engine": "vllm",
+                "model": vllm["model"],
+                "context": vllm["max_model_len"],
+                "base_url": f"http://127.0.0.1:{vllm['port']}/v1",
+                "key": "vllm",
+            }
+        )
+    olla = engines["ollama"]
+    out += [
+        {
+            "engine": "ollama",
+            "model": f"{m['name']}:{m['quant'].lower()}",
+            "context": m["context"],
+            "base_url": f"http://127.0.0.1:{olla['port']}/v1",
+            "key": None,
+        }
+        for m in olla["models"]
+    ]
+    return out
 
 
 def _device_capacity_gb(profile: Profile, rows: dict[int, PlanRow]) -> float:

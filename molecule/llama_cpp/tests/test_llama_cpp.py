@@ -1,0 +1,106 @@
+"""A real llama-server built from source in the box, serving the tiny scripted test model."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+
+from engine_checks import (  # noqa: E402
+    EXPOSURE_MAX,
+    check_key_file,
+    check_key_kept,
+    check_key_not_logged,
+    check_loopback_only,
+    check_users_file_survives,
+    exposure,
+    http,
+    key,
+)
+
+UNIT = "airig-llama-server@qwen3-8b.service"
+URL = "http://127.0.0.1:8080"
+REPLY = "Hello from airig"  # what tests/mirror/tiny_gguf.py scripts the model to say
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "Current time",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
+]
+
+
+def test_built_from_source_for_cpu(host):
+    assert (
+        host.file("/opt/airig/llama.cpp/current").linked_to
+        == "/opt/airig/llama.cpp/0.3.36-0c1e570-cpu"
+    )
+    out = host.run("/opt/airig/llama.cpp/current/bin/llama-server --version")
+    assert out.rc == 0 and "version" in (out.stdout + out.stderr)
+
+
+def test_service_user_and_unit(host):
+    assert host.user("airig-llama").exists and "airig" in host.user("airig-llama").groups
+    assert host.user("airig-llama").shell == "/usr/sbin/nologin"
+    svc = host.service(UNIT)
+    assert svc.is_running and svc.is_enabled
+    assert host.check_output(f"systemctl show -p User --value {UNIT}") == "airig-llama"
+
+
+def test_flags_come_from_the_planner(host):
+    env = host.file("/etc/airig/llama_cpp/qwen3-8b.env").content_string
+    # context 4096 x concurrency 2 in the test profile -> --ctx-size 8192 --parallel 2
+    assert "--ctx-size 8192 --parallel 2" in env and "--n-gpu-layers 0" in env
+    assert "--jinja" in env and "--host 127.0.0.1 --port 8080" in env
+    assert "LLAMA_MODEL=/srv/airig/models/tiny-scripted.gguf" in env
+
+
+def test_health(host):
+    assert http(host, URL + "/health")[0] == 200
+
+
+def test_chat_completion_with_tools_and_key(host):
+    status, body = http(
+        host,
+        URL + "/v1/chat/completions",
+        key(host, "llama_cpp"),
+        {
+            "model": "qwen3-8b",
+            "max_tokens": 4096,
+            "tools": TOOLS,
+            "messages": [{"role": "user", "content": "Say hello"}],
+        },
+    )
+    assert status == 200, body
+    choice = json.loads(body)["choices"][0]
+    assert choice["message"]["content"] == REPLY
+    assert choice["finish_reason"] == "stop"
+
+
+def test_requests_without_or_with_a_wrong_key_are_refused(host):
+    req = {"model": "qwen3-8b", "messages": [{"role": "user", "content": "hi"}]}
+    assert http(host, URL + "/v1/chat/completions", None, req)[0] == 401
+    assert http(host, URL + "/v1/chat/completions", "wrong-key", req)[0] == 401
+    assert http(host, URL + "/v1/models")[0] == 401
+
+
+def test_key(host):
+    check_key_file(host, "llama_cpp")
+    check_key_kept(host, "llama_cpp")
+    check_key_not_logged(host, "llama_cpp", UNIT)
+
+
+def test_users_model_file_survives_the_re_run(host):
+    check_users_file_survives(host)
+    assert host.file("/srv/airig/models/tiny-scripted.gguf").exists
+
+
+def test_bound_to_loopback(host):
+    check_loopback_only(host, 8080)
+
+
+def test_hardened(host):
+    assert exposure(host, UNIT) <= EXPOSURE_MAX

@@ -1,0 +1,105 @@
+"""The whole site on a CPU box: llama.cpp built from the local source mirror serving the tiny
+scripted test model, both agents configured against it and answering through their own CLIs,
+and the kill-and-rerun failure test (side_effect) leaving nothing duplicated or lost."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+
+from engine_checks import check_key_file, check_key_not_logged, check_users_file_survives  # noqa: E402
+
+REPLY = "Hello from airig"  # what tests/mirror/tiny_gguf.py scripts the model to say
+UNIT = "airig-llama-server@qwen3-8b.service"
+AS_AGENT = "runuser -u airig-agent -- env HOME=/var/lib/airig/agent"
+
+
+def processed(host):
+    log = host.check_output(f"journalctl --no-pager -o cat -u {UNIT}")
+    return log.count("processing task")
+
+
+def test_summary(host):
+    summary = json.loads(host.file("/srv/airig/state/summary.json").content_string)
+    assert summary["profile"] == "molecule-site"
+    assert summary["endpoints"][0]["base_url"] == "http://127.0.0.1:8080/v1"
+    assert summary["keys"] == ["/srv/airig/keys/llama_cpp.key"]
+    assert "llama_cpp" in summary["engines"]
+
+
+def test_environment_file_for_any_client(host):
+    f = host.file("/etc/airig/agent.env")
+    assert f.mode == 0o640 and f.group == "airig-agent"
+    env = dict(
+        line.split("=", 1)
+        for line in f.content_string.splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:8080/v1"
+    assert env["OPENAI_MODEL"] == "qwen3-8b"
+    assert (
+        env["OPENAI_API_KEY"] == host.file("/srv/airig/keys/llama_cpp.key").content_string.strip()
+    )
+
+
+def test_openclaw_answers_through_the_local_engine(host):
+    before = processed(host)
+    out = host.run(f"{AS_AGENT} openclaw agent --local --json -m 'Say hello' 2>/dev/null")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["payloads"][0]["text"].strip() == REPLY
+    assert processed(host) > before  # llama-server took the request with the key
+
+
+def test_hermes_answers_through_the_local_engine(host):
+    before = processed(host)
+    out = host.run(f"{AS_AGENT} hermes -z 'Say hello'")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert REPLY in out.stdout
+    assert processed(host) > before
+
+
+def test_openclaw_gateway_is_a_hardened_loopback_service(host):
+    assert host.service("airig-openclaw-gateway.service").is_running
+    listeners = host.check_output("ss -Hltn")
+    assert "127.0.0.1:18789" in listeners and "0.0.0.0:18789" not in listeners
+    check_key_file(host, "openclaw-gateway")
+
+
+def test_agent_configs_are_private(host):
+    for path in (
+        "/var/lib/airig/agent/.openclaw/openclaw.json",
+        "/var/lib/airig/agent/.hermes/config.yaml",
+    ):
+        f = host.file(path)
+        assert f.user == "airig-agent" and f.mode == 0o600
+    hermes = host.file("/var/lib/airig/agent/.hermes/config.yaml").content_string
+    assert "context_length: 65536" in hermes and "allow_lazy_installs: false" in hermes
+    claw = json.loads(host.file("/var/lib/airig/agent/.openclaw/openclaw.json").content_string)
+    assert claw["models"]["catalogRefresh"]["enabled"] is False
+    assert claw["update"]["checkOnStart"] is False
+
+
+def test_key_kept_and_not_logged(host):
+    check_key_file(host, "llama_cpp")
+    check_key_not_logged(host, "llama_cpp", UNIT)
+
+
+def test_nothing_lost_after_the_killed_run(host):
+    """Everything hashed before the kill is there, byte for byte, after the re-run."""
+    check_users_file_survives(host)
+    out = host.run("sha256sum --check --quiet /root/before-kill.sha256")
+    assert out.rc == 0, out.stdout + out.stderr
+
+
+def test_nothing_duplicated_after_the_killed_run(host):
+    units = host.check_output("systemctl list-units --all --plain --no-legend 'airig-*'")
+    assert len([u for u in units.splitlines() if u.startswith("airig-llama-server@")]) == 1
+    builds = host.check_output("ls /opt/airig/llama.cpp").split()
+    assert sorted(b for b in builds if b.startswith("0.3.36")) == ["0.3.36-0c1e570-cpu"]
+    assert (
+        host.file("/opt/airig/llama.cpp/current").linked_to
+        == "/opt/airig/llama.cpp/0.3.36-0c1e570-cpu"
+    )
+    assert not host.file("/opt/airig/llama.cpp/0.3.36-0c1e570-cpu/bin/llama-server.new").exists
+    assert host.service(UNIT).is_running

@@ -1,0 +1,238 @@
+"""`airig provision`: run the site playbook through ansible-runner, with a progress bar driven by
+runner events, a readable summary at the end and the full log kept in a per-run directory.
+
+Exit codes: 0 provisioned (or --check found nothing wrong); 1 a task failed on some host (the
+summary names it); 2 bad input (unknown profile, bad --host, no inventory file...), nothing ran;
+3 a host was unreachable; 4 the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airig import profiles
+from airig.errors import AirigError, InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
+PLAYBOOK = "airig.rig.site"
+HOST_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<addr>[A-Za-z0-9.:_-]+)$")
+
+
+@dataclass
+class Target:
+    """Where the playbook runs: an inventory file, one SSH host, or this machine."""
+
+    inventory: Any
+    description: str
+    local: bool
+
+
+@dataclass
+class Progress:
+    """What the runner's events say so far; the CLI renders it."""
+
+    total: int = 0
+    done: int = 0
+    task: str = ""
+    host_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        host = data.get("host", "")
+        if kind == "playbook_on_task_start":
+            self.done += 1
+            self.total = max(self.total, self.done)
+            self.task = data.get("task", "")
+        elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
+            counts = self.host_counts.setdefault(host, {"ok": 0, "changed": 0, "failed": 0})
+            res = data.get("res", {}) or {}
+            if kind == "runner_on_failed" and not data.get("ignore_errors"):
+                counts["failed"] += 1
+                self.failures.append(
+                    {"host": host, "task": data.get("task", ""), "msg": _failure_text(res)}
+                )
+            elif kind == "runner_on_ok":
+                counts["ok"] += 1
+                counts["changed"] += int(bool(res.get("changed")))
+        elif kind == "runner_on_unreachable":
+            self.unreachable.append(host)
+
+
+def _failure_text(res: dict[str, Any]) -> str:
+    msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    if not msg and res.get("results"):
+        msg = "; ".join(_failure_text(r) for r in res["results"] if r.get("failed"))
+    return " ".join(str(msg).split())[:2000]
+
+
+def target(inventory: Path | None, host: str | None) -> Target:
+    if inventory is not None and host is not None:
+        raise InputError("-i/--inventory and --host: give one of them, not both")
+    if inventory is not None:
+        if not inventory.exists():
+            raise InputError(f"-i/--inventory: {inventory} does not exist")
+        return Target(str(inventory.resolve()), f"inventory {inventory}", False)
+    if host is not None:
+        m = HOST_RE.match(host)
+        if not m:
+            raise InputError(f"--host: bad value {host!r}: expected user@address or address")
+        hostvars: dict[str, Any] = {"ansible_host": m["addr"]}
+        if m["user"]:
+            hostvars["ansible_user"] = m["user"]
+        return Target({"all": {"hosts": {m["addr"]: hostvars}}}, f"host {host}", False)
+    local = {
+        "all": {
+            "hosts": {
+                "localhost": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": sys.executable,
+                }
+            }
+        }
+    }
+    return Target(local, "this machine (local connection)", True)
+
+
+def resolve_profile(name: str, local: bool, extra_dirs: tuple[Path, ...] = ()) -> str:
+    """A profile name/path, validated here before anything runs; 'auto' asks NVML locally."""
+    if name != "auto":
+        return profiles.load(name, extra_dirs).name if not Path(name).exists() else name
+    if not local:
+        raise InputError(
+            "--profile auto: only for this machine (it reads the GPUs through NVML here); name "
+            "the profile of a remote host, e.g. --profile home"
+        )
+    from airig import verify
+
+    report = verify.run("auto", extra_dirs)
+    if report.matched and report.profile:
+        return report.profile
+    hint = f" (closest: {report.profile})" if report.profile else ""
+    raise InputError(
+        f"--profile auto: no profile matches this machine{hint}: {report.message}. On a fresh "
+        "box without the NVIDIA driver, name the profile: --profile home|business|team|..."
+    )
+
+
+def runs_root() -> Path:
+    base = os.environ.get("AIRIG_RUNS_DIR")
+    if base:
+        return Path(base)
+    if os.geteuid() == 0:
+        return Path("/var/lib/airig/runs")
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "airig" / "runs"
+
+
+def collections_path() -> str:
+    """The collection from a checkout (collections/ next to src/) or the installed package."""
+    here = Path(__file__).resolve().parents[2] / "collections"
+    paths = [str(here)] if (here / "ansible_collections" / "airig" / "rig").exists() else []
+    import sysconfig
+
+    paths.append(sysconfig.get_paths()["purelib"])
+    return os.pathsep.join(paths)
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    run_dir: Path
+    progress: Progress
+    stats: dict[str, Any]
+    summary: dict[str, Any] | None
+
+
+def run(
+    profile: str,
+    tgt: Target,
+    *,
+    check: bool = False,
+    diff: bool = False,
+    tags: str | None = None,
+    skip_tags: str | None = None,
+    limit: str | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    playbook: str = PLAYBOOK,
+) -> Outcome:
+    import ansible_runner
+
+    run_dir = runs_root() / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+    progress.total = _estimate_tasks(profile)
+    cmdline = []
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    if skip_tags:
+        cmdline += ["--skip-tags", skip_tags]
+    bindir = str(Path(sys.executable).parent)
+    env = {
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+    }
+
+    def handler(event: dict[str, Any]) -> bool:
+        progress.on_event(event)
+        if on_progress:
+            on_progress(progress)
+        return True  # keep the event in the run directory
+
+    result = ansible_runner.run(
+        private_data_dir=str(run_dir),
+        playbook=playbook,
+        inventory=tgt.inventory,
+        extravars={"profile_name": profile, **(extra_vars or {})},
+        cmdline=" ".join(cmdline) or None,
+        tags=tags,
+        limit=limit,
+        envvars=env,
+        event_handler=handler,
+        quiet=True,
+        suppress_env_files=True,
+    )
+    stats = result.stats or {}
+    if result.status in ("canceled", "timeout"):
+        code = EXIT_INTERRUPTED
+    elif progress.unreachable or stats.get("dark"):
+        code = EXIT_UNREACHABLE
+    elif result.rc != 0 or progress.failures:
+        code = EXIT_FAILED
+    else:
+        code = EXIT_OK
+    (run_dir / "stdout.log").write_text(result.stdout.read() if result.stdout else "")
+    summary = None
+    summary_file = Path("/srv/airig/state/summary.json")
+    if tgt.local and summary_file.exists() and not check:
+        try:
+            summary = json.loads(summary_file.read_text())
+        except (OSError, ValueError):
+            summary = None
+    return Outcome(code, run_dir, progress, stats, summary)
+
+
+def _estimate_tasks(profile: str) -> int:
+    """Rough task count for the bar; the bar grows when the playbook runs more."""
+    try:
+        prof = profiles.load(profile) if not Path(profile).exists() else None
+    except AirigError:
+        prof = None
+    engines = len(prof.engines) if prof else 1
+    gpu = bool(prof and prof.gpus.count)
+    return 40 + 45 * engines + (60 if gpu else 0) + (25 if prof and prof.raw.get("agents") else 0)

@@ -1,0 +1,224 @@
+"""The local artifact mirror for container tests: what an air-gapped box's mirror would hold,
+built from what this machine can reach, served on 127.0.0.1 with HTTP range support (resumable
+downloads). Containers use host networking, so roles fetch from it as from any mirror.
+
+  llama.cpp/llama_cpp_python-<v>.tar.gz   PyPI sdist; its vendor/llama.cpp is the source tree
+  models/tiny-scripted.gguf               TEST MODEL (tests/mirror/tiny_gguf.py)
+  ollama/<v>/ollama-linux-amd64.tgz       TEST DOUBLE archive (tests/mirror/ollama_standin)
+  ollama/<v>/sha256sum.txt                as upstream publishes next to its archives
+  ollama/<v>-tampered/...                 an archive that does not match its sha256sum.txt
+  manifest.json                           sha256 and size of every file
+
+Usage: python tests/mirror/build.py [--dir D] [--port P] [--serve]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import tiny_gguf  # noqa: E402
+
+LLAMA_CPP_PYTHON = "0.3.36"
+# PyPI's published sha256 of llama_cpp_python-0.3.36.tar.gz (also the llama_cpp role default).
+LLAMA_CPP_SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+OLLAMA_STANDIN_VERSION = "v0.0.0-airig-standin"
+# A release whose sha256sum.txt does not match its archive (a tampered or corrupted mirror).
+OLLAMA_TAMPERED_VERSION = "v0.0.1-airig-standin-tampered"
+DEFAULT_DIR = Path(os.environ.get("AIRIG_MIRROR_DIR", "/var/cache/airig/mirror"))
+DEFAULT_PORT = int(os.environ.get("AIRIG_MIRROR_PORT", "8765"))
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def llama_cpp_sdist(root: Path) -> Path:
+    out = root / "llama.cpp" / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
+    if out.exists() and sha256(out) == LLAMA_CPP_SDIST_SHA256:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+            "-d",
+            str(out.parent),
+        ],
+        check=True,
+    )
+    got = sha256(out)
+    if got != LLAMA_CPP_SDIST_SHA256:
+        out.unlink()
+        raise SystemExit(f"{out.name}: sha256 {got} is not PyPI's {LLAMA_CPP_SDIST_SHA256}")
+    return out
+
+
+def tiny_model(root: Path, sdist: Path) -> Path:
+    out = root / "models" / "tiny-scripted.gguf"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tree = root / ".work" / "llama.cpp"
+    prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON}/vendor/llama.cpp/"
+    wanted = ("models/ggml-vocab-qwen2.gguf", "models/templates/Qwen-Qwen2.5-7B-Instruct.jinja")
+    with tarfile.open(sdist) as tar:
+        for name in wanted:
+            member = tar.getmember(prefix + name)
+            member.name = name
+            tar.extract(member, tree, filter="data")
+    tmp = out.with_suffix(".tmp")
+    tiny_gguf.write(tree / wanted[0], tree / wanted[1], tmp)
+    tmp.rename(out)
+    return out
+
+
+def ollama_standin(root: Path) -> Path:
+    out = root / "ollama" / OLLAMA_STANDIN_VERSION / "ollama-linux-amd64.tgz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
+        def add(name: str, data: bytes, mode: int) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            tar.addfile(info, io.BytesIO(data))
+
+        add("bin/ollama", (HERE / "ollama_standin" / "ollama").read_bytes(), 0o755)
+        add(
+            "lib/ollama/AIRIG-STANDIN.txt",
+            b"Stand-in for ollama's CUDA/CPU runner libraries.\n",
+            0o644,
+        )
+    data = gzip.compress(buf.getvalue(), mtime=0)  # same bytes every build
+    if not out.exists() or out.read_bytes() != data:
+        out.write_bytes(data)
+    (out.parent / "sha256sum.txt").write_text(f"{sha256(out)}  ./{out.name}\n")
+    bad = root / "ollama" / OLLAMA_TAMPERED_VERSION / out.name
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(data + b"tampered")
+    (bad.parent / "sha256sum.txt").write_text(f"{sha256(out)}  ./{out.name}\n")
+    return out
+
+
+def build(root: Path) -> dict[str, dict[str, object]]:
+    root.mkdir(parents=True, exist_ok=True)
+    sdist = llama_cpp_sdist(root)
+    files = [sdist, tiny_model(root, sdist), ollama_standin(root)]
+    manifest = {
+        str(p.relative_to(root)): {"sha256": sha256(p), "size": p.stat().st_size} for p in files
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+class RangeHandler(SimpleHTTPRequestHandler):
+    """Static files with single 'bytes=N-[M]' ranges, as a CDN or a mirror's web server has."""
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        rng = self.headers.get("Range", "")
+        path = Path(self.translate_path(self.path))
+        if not rng.startswith("bytes=") or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        first_s, _, last_s = rng[len("bytes=") :].partition("-")
+        first = int(first_s or 0)
+        last = min(int(last_s), size - 1) if last_s else size - 1
+        if first >= size:
+            self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
+        fh = path.open("rb")
+        fh.seek(first)
+        self.send_response(HTTPStatus.PARTIAL_CONTENT)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(fh.read(last - first + 1))
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def answering(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/manifest.json", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def serve(root: Path, port: int) -> None:
+    """Start the server in the background unless one already answers."""
+    if answering(port):
+        return
+    log = (root / ".server.log").open("a")
+    subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--dir",
+            str(root),
+            "--port",
+            str(port),
+            "--foreground",
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    for _ in range(50):
+        if answering(port):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"mirror server did not answer on 127.0.0.1:{port}; see {log.name}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Build and serve the local test mirror.")
+    ap.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ap.add_argument("--serve", action="store_true", help="also serve it on 127.0.0.1")
+    ap.add_argument("--foreground", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.foreground:
+        os.chdir(args.dir)
+        ThreadingHTTPServer(("127.0.0.1", args.port), RangeHandler).serve_forever()
+        return
+    manifest = build(args.dir)
+    if args.serve:
+        serve(args.dir, args.port)
+    print(json.dumps({"dir": str(args.dir), "port": args.port, "files": manifest}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

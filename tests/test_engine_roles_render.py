@@ -1,0 +1,160 @@
+"""The engine roles' settings as they are rendered for the reference builds (no GPU needed):
+vLLM's flags for home, business and team, and the refusal of engines that do not fit, all
+through the roles' own validate/config tasks run with ansible-playbook on localhost."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airig import profiles
+
+BIN = Path(sys.executable).parent
+
+
+def run_role(tmp_path: Path, role: str, steps: list[str], extra: dict[str, Any]):
+    book = tmp_path / "play.yml"
+    tasks = [
+        {
+            "name": f"{role} {step}",
+            "ansible.builtin.include_role": {"name": f"airig.rig.{role}", "tasks_from": step},
+        }
+        for step in steps
+    ]
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t")}
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-e", json.dumps(extra), str(book)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def render_vllm(tmp_path: Path, profile: dict[str, Any]) -> tuple[dict[str, str], str]:
+    (tmp_path / "units").mkdir()
+    out = run_role(
+        tmp_path,
+        "vllm",
+        ["validate", "config"],
+        {
+            "profile_spec": profile,
+            "vllm_config_dir": str(tmp_path / "etc"),
+            "vllm_unit_dir": str(tmp_path / "units"),
+        },
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    env_text = (tmp_path / "etc" / "vllm.env").read_text()
+    env = dict(
+        line.split("=", 1) for line in env_text.splitlines() if line and not line.startswith("#")
+    )
+    return env, (tmp_path / "units" / "airig-vllm.service").read_text()
+
+
+def flags(env: dict[str, str]) -> dict[str, str]:
+    args = shlex.split(env["VLLM_ARGS"])
+    out = {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            out[arg] = "" if nxt.startswith("--") else nxt
+    return out
+
+
+def home_on_vllm() -> dict[str, Any]:
+    data = copy.deepcopy(profiles.load("home").raw)
+    data["engines"] = ["vllm", "llama_cpp"]
+    data["models"] = [
+        {
+            "name": "qwen3-32b",
+            "quant": "AWQ",
+            "engine": "vllm",
+            "context": 32768,
+            "concurrency": 4,
+            "source": "Qwen/Qwen3-32B-AWQ",
+        }
+    ]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("name", "profile", "want"),
+    [
+        (
+            "home",
+            home_on_vllm(),
+            {
+                "--tensor-parallel-size": "2",
+                "--max-model-len": "32768",
+                "--max-num-seqs": "4",
+                "--tool-call-parser": "hermes",
+                "--served-model-name": "qwen3-32b",
+            },
+        ),
+        (
+            "business",
+            None,
+            {
+                "--tensor-parallel-size": "8",
+                "--max-model-len": "32768",
+                "--max-num-seqs": "8",
+                "--tool-call-parser": "llama3_json",
+                "--gpu-memory-utilization": "0.9",
+                "--model": "/srv/airig/models/hf/llama-3.1-70b",
+            },
+        ),
+        (
+            "team",
+            None,
+            {
+                "--tensor-parallel-size": "4",
+                "--max-model-len": "131072",
+                "--max-num-seqs": "8",
+                "--tool-call-parser": "openai",
+                "--gpu-memory-utilization": "0.9",
+            },
+        ),
+    ],
+)
+def test_vllm_flags_for_the_reference_builds(
+    tmp_path: Path, name: str, profile: dict[str, Any] | None, want: dict[str, str]
+) -> None:
+    data = profile or profiles.load(name).raw
+    env, unit = render_vllm(tmp_path, data)
+    got = flags(env)
+    for flag, value in want.items():
+        assert got[flag] == value, (flag, got)
+    assert got["--host"] == "127.0.0.1" and got["--port"] == "8000"
+    assert "--enable-auto-tool-choice" in got
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+    gpus = str(data["gpus"]["count"])
+    assert f"airig-gpu-wait --engine vllm --count {gpus} " in unit
+    assert "LoadCredential=api-key:/srv/airig/keys/vllm.key" in unit
+    assert "--api-key" not in unit and "--api-key" not in env["VLLM_ARGS"]
+
+
+def test_engines_that_do_not_fit_stop_the_role_before_any_change(tmp_path: Path) -> None:
+    data = copy.deepcopy(profiles.load("business").raw)
+    data["models"].append(
+        {
+            "name": "llama-3.1-70b",
+            "quant": "Q8_0",
+            "engine": "llama_cpp",
+            "context": 32768,
+            "concurrency": 4,
+        }
+    )
+    for role in ("vllm", "llama_cpp", "ollama"):
+        out = run_role(tmp_path, role, ["validate"], {"profile_spec": data})
+        assert out.returncode != 0
+        text = " ".join((out.stdout + out.stderr).split())
+        assert "does not fit in vLLM's share" in text and "shrink/disable" in text, role
