@@ -138,7 +138,7 @@ def test_vllm_flags_for_the_reference_builds(
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
     gpus = str(data["gpus"]["count"])
     assert f"airig-gpu-wait --engine vllm --count {gpus} " in unit
-    assert "LoadCredential=api-key:/srv/airig/keys/vllm.key" in unit
+    assert 'VLLM_API_KEY="$(cat /srv/airig/keys/vllm.key)"' in unit
     assert "--api-key" not in unit and "--api-key" not in env["VLLM_ARGS"]
 
 

@@ -16,9 +16,9 @@ def key(host, engine):
     return host.file(f"/srv/airig/keys/{engine}.key").content_string.strip()
 
 
-def check_key_file(host, engine):
+def check_key_file(host, engine, owner="root"):
     f = host.file(f"/srv/airig/keys/{engine}.key")
-    assert f.user == "root" and f.group == "root" and f.mode == 0o600
+    assert f.user == owner and f.group == "root" and f.mode == 0o600
     assert len(f.content_string.strip()) >= 32
 
 

@@ -88,7 +88,7 @@ def test_requests_without_or_with_a_wrong_key_are_refused(host):
 
 
 def test_key(host):
-    check_key_file(host, "llama_cpp")
+    check_key_file(host, "llama_cpp", owner="airig-llama")
     check_key_kept(host, "llama_cpp")
     check_key_not_logged(host, "llama_cpp", UNIT)
 

@@ -81,7 +81,7 @@ def test_agent_configs_are_private(host):
 
 
 def test_key_kept_and_not_logged(host):
-    check_key_file(host, "llama_cpp")
+    check_key_file(host, "llama_cpp", owner="airig-llama")
     check_key_not_logged(host, "llama_cpp", UNIT)
 
 
