@@ -46,6 +46,8 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/converge_speed.py nvidia_driver
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service
 	$(BIN)/python bench/converge_speed.py llama_cpp airig-llama-server@qwen3-8b.service
+	$(BIN)/python tests/mirror/build.py --serve > /dev/null
+	$(BIN)/python bench/provision_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
