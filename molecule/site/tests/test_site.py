@@ -43,12 +43,27 @@ def test_environment_file_for_any_client(host):
     )
 
 
-def test_openclaw_answers_through_the_local_engine(host):
+def test_openclaw_answers_through_its_gateway(host):
+    """The product path: the hardened gateway (token auth) runs the agent."""
     before = processed(host)
-    out = host.run(f"{AS_AGENT} openclaw agent --local --json -m 'Say hello' 2>/dev/null")
+    out = host.run(f"{AS_AGENT} openclaw agent --json -m 'Say hello' 2>/dev/null")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["result"]["payloads"][0]["text"].strip() == REPLY
+    assert processed(host) > before  # llama-server took the request with the key
+
+
+def test_openclaw_one_shot_local(host):
+    """`openclaw agent --local` refuses while a gateway owns the state: stop it for this one."""
+    before = processed(host)
+    host.run("systemctl stop airig-openclaw-gateway.service")
+    try:
+        out = host.run(f"{AS_AGENT} openclaw agent --local --json -m 'Say hello' 2>/dev/null")
+    finally:
+        host.run("systemctl start airig-openclaw-gateway.service")
+        host.run("for i in $(seq 90); do ss -Hltn | grep -q 127.0.0.1:18789 && break; sleep 1; done")
     assert out.rc == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["payloads"][0]["text"].strip() == REPLY
-    assert processed(host) > before  # llama-server took the request with the key
+    assert processed(host) > before
 
 
 def test_hermes_answers_through_the_local_engine(host):
