@@ -29,7 +29,7 @@ provision: $(VENV)/.test-installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/container-env bookworm
 	$(BIN)/python tests/mirror/build.py --serve > /dev/null
 	scripts/demo-box up
-	$(BIN)/airig provision -i inventories/container
+	$(BIN)/airig provision -i inventories/container/hosts.yml
 
 plan: $(VENV)/.installed
 	$(BIN)/airig plan
