@@ -40,6 +40,24 @@ def profile(name: str) -> profiles.Profile:
     return profiles.load(name)
 
 
+def overcommitted(name: str = "business") -> dict[str, object]:
+    """Profile data whose engines cannot share the GPUs: business's vLLM model plus a 70B
+    Q8_0 on llama.cpp at 32k x 4 (the planner refuses it, naming the engine to shrink)."""
+    import copy
+
+    data = copy.deepcopy(profiles.load(name).raw)
+    data["models"].append(
+        {
+            "name": "llama-3.1-70b",
+            "quant": "Q8_0",
+            "engine": "llama_cpp",
+            "context": 32768,
+            "concurrency": 4,
+        }
+    )
+    return data
+
+
 @pytest.fixture(scope="session")
 def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory holding the freshly built libnvidia-ml.so.1 test double."""

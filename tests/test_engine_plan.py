@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from airig import profiles
 from airig.planner.engines import EnginePlanError, engine_plan
 from plugins.filter.plan import engine_plan as engine_plan_filter
+from tests.conftest import overcommitted
 
 
 def data(name: str) -> dict[str, Any]:
@@ -70,16 +71,7 @@ def test_vllm_takes_what_llama_cpp_leaves() -> None:
 
 
 def test_engines_that_do_not_fit_together_are_refused_with_the_engine_to_shrink() -> None:
-    d = data("business")
-    d["models"].append(
-        {
-            "name": "llama-3.1-70b",
-            "quant": "Q8_0",
-            "engine": "llama_cpp",
-            "context": 32768,
-            "concurrency": 4,
-        }
-    )
+    d = overcommitted()
     with pytest.raises(EnginePlanError) as err:
         engine_plan(profiles.from_data(d))
     text = str(err.value)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from airig import profiles
+from tests.conftest import overcommitted
 
 BIN = Path(sys.executable).parent
 
@@ -143,16 +144,7 @@ def test_vllm_flags_for_the_reference_builds(
 
 
 def test_engines_that_do_not_fit_stop_the_role_before_any_change(tmp_path: Path) -> None:
-    data = copy.deepcopy(profiles.load("business").raw)
-    data["models"].append(
-        {
-            "name": "llama-3.1-70b",
-            "quant": "Q8_0",
-            "engine": "llama_cpp",
-            "context": 32768,
-            "concurrency": 4,
-        }
-    )
+    data = overcommitted()
     for role in ("vllm", "llama_cpp", "ollama"):
         out = run_role(tmp_path, role, ["validate"], {"profile_spec": data})
         assert out.returncode != 0

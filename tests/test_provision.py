@@ -4,7 +4,6 @@ directory), and a profile whose engines do not fit (exit 1, the planner's messag
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from airig import profiles
+from tests.conftest import overcommitted
 
 BIN = Path(sys.executable).parent
 
@@ -68,17 +67,8 @@ def test_check_run_on_this_machine(tmp_path: Path) -> None:
 
 
 def test_engines_that_do_not_fit_fail_the_run_with_the_planner_message(tmp_path: Path) -> None:
-    data = copy.deepcopy(profiles.load("business").raw)
+    data = overcommitted()
     data["name"] = "too-much"
-    data["models"].append(
-        {
-            "name": "llama-3.1-70b",
-            "quant": "Q8_0",
-            "engine": "llama_cpp",
-            "context": 32768,
-            "concurrency": 4,
-        }
-    )
     path = tmp_path / "too-much.yml"
     path.write_text(yaml.safe_dump(data))
     run = provision(tmp_path, "--profile", str(path), "--check", "--tags", "summary")
