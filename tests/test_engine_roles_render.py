@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -58,11 +57,12 @@ def render_vllm(tmp_path: Path, profile: dict[str, Any]) -> tuple[dict[str, str]
     env = dict(
         line.split("=", 1) for line in env_text.splitlines() if line and not line.startswith("#")
     )
+    env["args"] = (tmp_path / "etc" / "vllm.args.json").read_text()
     return env, (tmp_path / "units" / "airig-vllm.service").read_text()
 
 
 def flags(env: dict[str, str]) -> dict[str, str]:
-    args = shlex.split(env["VLLM_ARGS"])
+    args = json.loads(env["args"])
     out = {}
     for i, arg in enumerate(args):
         if arg.startswith("--"):
@@ -139,8 +139,12 @@ def test_vllm_flags_for_the_reference_builds(
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
     gpus = str(data["gpus"]["count"])
     assert f"airig-gpu-wait --engine vllm --count {gpus} " in unit
-    assert 'VLLM_API_KEY="$(cat /srv/airig/keys/vllm.key)"' in unit
-    assert "--api-key" not in unit and "--api-key" not in env["VLLM_ARGS"]
+    assert (
+        "airig-engine-exec --engine vllm --key /srv/airig/keys/vllm.key --key-env VLLM_API_KEY "
+        f"--args-file {tmp_path}/etc/vllm.args.json -- " in unit
+    )
+    assert "RestartPreventExitStatus=78" in unit and "/bin/sh" not in unit
+    assert "--api-key" not in unit and "--api-key" not in env["args"]
 
 
 def test_engines_that_do_not_fit_stop_the_role_before_any_change(tmp_path: Path) -> None:

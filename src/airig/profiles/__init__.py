@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -85,12 +86,30 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+def _strict_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    r"""JSON Schema ``pattern`` where ``$`` means the end of the text.
+
+    jsonschema runs ``re.search``, whose ``$`` also matches before a trailing newline:
+    ``"12.0\n"`` would pass ``^[0-9]+\.[0-9]+$`` and carry the newline into a unit or an
+    env file. A pattern ending in ``$`` is checked with ``\Z`` instead.
+    """
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    anchored = pattern.endswith("$") and not pattern.endswith("\\$")
+    strict = pattern[:-1] + r"\Z" if anchored else pattern
+    if re.search(strict, instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def _validator() -> Any:
     """One schema validator for every profile file (building it is the costly part)."""
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(schema())
+    strict = validators.extend(Draft202012Validator, {"pattern": _strict_pattern})
+    return strict(schema())
 
 
 def search_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
@@ -260,11 +279,59 @@ def _check_cross_fields(profile: Profile) -> None:
                 f'{src}: field {where}.engine: bad value "{engine}": not in this profile\'s '
                 f"engines ({allowed_list(profile.engines)}); enable it or pick one of those"
             )
+        if served.source is not None:
+            problem = source_problem(engine, served.source)
+            if problem:
+                raise ProfileError(
+                    f"{src}: field {where}.source: bad value {json.dumps(served.source)}: "
+                    f"expected {problem}"
+                )
         if served.context and served.context > model.max_context:
             raise ProfileError(
                 f"{src}: field {where}.context: bad value {served.context}: expected at most "
                 f"{model.max_context} (the longest context {model.name} supports)"
             )
+
+
+_HF_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
+_URL_TEXT = re.compile(r"[\x21-\x7e]+\Z")  # printable ASCII, no space or control character
+
+
+def source_problem(engine: str, source: str) -> str | None:
+    """Why ``source`` cannot be a model source for ``engine`` (None when it can).
+
+    The source reaches root's curl (GGUF engines) or vLLM's download and arguments, so it is
+    checked for that use: an http(s) URL with a host for llama.cpp and Ollama; a Hugging Face
+    repo id (org/name) or an absolute, normalised path for vLLM. No whitespace, control
+    characters, leading dash or ``..`` anywhere.
+    """
+    from urllib.parse import urlsplit
+
+    if engine in ("llama_cpp", "ollama"):
+        parts = urlsplit(source) if _URL_TEXT.match(source) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return (
+                f"an http:// or https:// URL of a GGUF file for {engine} (printable ASCII, "
+                "no spaces; URL-encode them)"
+            )
+        return None
+    if source.startswith("/"):
+        if (
+            not _URL_TEXT.match(source)
+            or os.path.normpath(source) != source
+            or ".." in source.split("/")
+        ):
+            return (
+                "an absolute, normalised path of a model directory for vllm (no '..', "
+                "'//', spaces or control characters)"
+            )
+        return None
+    if not _HF_REPO.match(source) or ".." in source:
+        return (
+            "a Hugging Face repo id such as Qwen/Qwen3-32B-AWQ (letters, digits, '.', '_', "
+            "'-' around one '/'), or an absolute path of a model directory, for vllm"
+        )
+    return None
 
 
 def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Path]:
