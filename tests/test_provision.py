@@ -4,19 +4,26 @@ directory), and a profile whose engines do not fit (exit 1, the planner's messag
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from airig import profiles
+from airig import provision as provision_lib
+from airig.errors import InputError
 from tests.conftest import overcommitted
 
 BIN = Path(sys.executable).parent
 
 
-def provision(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def provision(
+    tmp_path: Path, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "AIRIG_RUNS_DIR": str(tmp_path / "runs"),
@@ -29,6 +36,7 @@ def provision(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=cwd,
     )
 
 
@@ -55,7 +63,17 @@ def test_bad_input_stops_before_anything_runs(tmp_path: Path) -> None:
 
 
 def test_check_run_on_this_machine(tmp_path: Path) -> None:
-    run = provision(tmp_path, "--profile", "cpu", "--check", "--tags", "summary")
+    """Also issue 10 items 8 and 12: a profile given as a relative file path works (the playbook
+    runs elsewhere), and a secret given with -e lands in no command line, environment record
+    or readable file: run directories are 0700, the log 0600."""
+    secret = "s3cret-value-4242"
+    (tmp_path / "mybox.yml").write_text(
+        (profiles.BUILTIN_DIR / "cpu.yml").read_text().replace("name: cpu", "name: mybox")
+    )
+    run = provision(
+        tmp_path, "--profile", "./mybox.yml", "--check", "--tags", "summary",
+        "-e", f"airig_test_secret={secret}", cwd=tmp_path,
+    )  # fmt: skip
     assert run.returncode == 0, flat(run)[-3000:]
     text = flat(run)
     assert "checking this machine (local connection)" in text
@@ -64,6 +82,78 @@ def test_check_run_on_this_machine(tmp_path: Path) -> None:
     log = (run_dir / "stdout.log").read_text()
     assert "TASK [Summary]" in log and "failed=0" in log
     assert any((run_dir / "artifacts").rglob("job_events/*.json"))
+    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+    assert (run_dir / "stdout.log").stat().st_mode & 0o777 == 0o600
+    assert (run_dir / "env" / "extravars").stat().st_mode & 0o777 == 0o600
+    (command,) = (run_dir / "artifacts").glob("*/command")
+    recorded = json.loads(command.read_text())
+    assert "env" not in recorded and secret not in json.dumps(recorded["command"])
+    assert "mybox" in (run_dir / "env" / "extravars").read_text()
+
+
+def test_host_key_checking_stays_on(tmp_path: Path) -> None:
+    """Issue 10 item 5: ansible-runner turns SSH host key checking off unless told; the setting
+    the playbook really runs with is read back through Ansible's own config lookup."""
+    book = tmp_path / "show.yml"
+    book.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n"
+        "        msg: \"host_key_checking={{ lookup('ansible.builtin.config', "
+        "'HOST_KEY_CHECKING') }}\"\n"
+    )
+    os.environ["AIRIG_RUNS_DIR"] = str(tmp_path / "runs")
+    try:
+        outcome = provision_lib.run("", provision_lib.target(None, None), playbook=str(book))
+    finally:
+        del os.environ["AIRIG_RUNS_DIR"]
+    assert outcome.exit_code == 0
+    assert "host_key_checking=True" in (outcome.run_dir / "stdout.log").read_text()
+    remote = provision_lib.target(None, "admin@box.lan", accept_new_host_key=True)
+    hostvars = remote.inventory["all"]["hosts"]["box.lan"]
+    assert hostvars["ansible_ssh_extra_args"] == "-o StrictHostKeyChecking=accept-new"
+    plain = provision_lib.target(None, "admin@box.lan").inventory["all"]["hosts"]["box.lan"]
+    assert "ansible_ssh_extra_args" not in plain
+
+
+def test_limit_that_matches_no_host_says_why(tmp_path: Path) -> None:
+    """Issue 10 item 11: `--limit nosuchhost` failed with no reason given."""
+    run = provision(tmp_path, "--profile", "cpu", "--check", "--limit", "nosuchhost")
+    assert run.returncode == 1
+    assert "(before any task)" in flat(run) and "nosuchhost" in flat(run), flat(run)[-2000:]
+
+
+def test_auto_on_a_gpu_box_without_driver_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 item 8: `-p auto` on a GPU box with no driver yet matched `cpu` and exited 0.
+    TEST DOUBLE: a sysfs tree with one NVIDIA 3D controller stands in for the PCI bus."""
+    dev = tmp_path / "sys" / "0000:01:00.0"
+    dev.mkdir(parents=True)
+    (dev / "vendor").write_text("0x10de\n")
+    (dev / "class").write_text("0x030200\n")
+    other = tmp_path / "sys" / "0000:00:02.0"
+    other.mkdir()
+    (other / "vendor").write_text("0x8086\n")
+    (other / "class").write_text("0x030000\n")
+    assert provision_lib.nvidia_pci_devices(tmp_path / "sys") == ["0000:01:00.0"]
+    monkeypatch.setattr(provision_lib, "PCI_DEVICES", tmp_path / "sys")
+    with pytest.raises(InputError, match=r"1 NVIDIA GPU.*no NVIDIA driver answers yet"):
+        provision_lib.resolve_profile("auto", local=True)
+    monkeypatch.setattr(provision_lib, "PCI_DEVICES", tmp_path / "none")
+    assert provision_lib.resolve_profile("auto", local=True) == "cpu"
+
+
+def test_old_run_directories_are_pruned(tmp_path: Path) -> None:
+    """Issue 10 item 12: run directories were kept forever; the newest N stay (AIRIG_RUNS_KEEP)."""
+    for i in range(5):
+        (tmp_path / f"20261130-0000{i}0").mkdir()
+    (tmp_path / "not-a-run").mkdir()
+    removed = provision_lib.prune_runs(tmp_path, keep=2)
+    assert [p.name for p in removed] == ["20261130-000000", "20261130-000010", "20261130-000020"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "20261130-000030", "20261130-000040", "not-a-run",
+    ]  # fmt: skip
 
 
 def test_engines_that_do_not_fit_fail_the_run_with_the_planner_message(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from airig import __version__, profiles
 from airig.errors import AirigError, InputError
@@ -32,8 +33,10 @@ app = typer.Typer(
 profiles_app = typer.Typer(help="List and show build profiles.", no_args_is_help=False)
 app.add_typer(profiles_app, name="profiles")
 
-out = Console()
-err = Console(stderr=True)
+# No markup parsing of what is printed: profile values, file names and task messages are user
+# text ("[/x]" in one crashed every command). Styles are given explicitly (Text, style=).
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 ProfilesDir = Annotated[
     list[Path] | None,
@@ -50,7 +53,8 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except AirigError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        # User text (a profile value, a file name) may hold rich markup such as "[/x]": escaped.
+        err.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -251,11 +255,16 @@ def plan_cmd(
             engine=engine,
             gpu_memory_utilization=gpu_memory_utilization,
         )
+        if plot:
+            _check_plot_path(plot)
         rows = plan(request, catalog)
         if plot:
             from airig.planner.plot import render
 
-            render(rows, catalog.models, plot)
+            try:
+                render(rows, catalog.models, plot)
+            except OSError as exc:
+                raise InputError(f"--plot: cannot write {plot}: {exc.strerror}") from exc
     shown = [r for r in rows if r.fits] if fits_only else rows
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in shown], indent=2))
@@ -323,7 +332,7 @@ def verify_cmd(
         colors = {"pass": "green", "fail": "red", "warn": "yellow", "skip": "dim"}
         for c in report.checks:
             gpu = "" if c["gpu"] is None else str(c["gpu"])
-            verdict = f"[{colors[c['verdict']]}]{c['verdict']}[/]"
+            verdict = Text(c["verdict"], style=colors[c["verdict"]])
             table.add_row(
                 c["check"], gpu, str(c["expected"]), str(c["found"]), verdict, c["message"]
             )
@@ -331,6 +340,22 @@ def verify_cmd(
     stream = out if report.exit_code == 0 else err
     stream.print(report.message, highlight=False)
     raise typer.Exit(report.exit_code)
+
+
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def _check_plot_path(path: Path) -> None:
+    """--plot names a file to write, of a format the figure can take, in a directory that is."""
+    if path.is_dir():
+        raise InputError(f"--plot: {path} is a directory; name a file, e.g. {path}/plan.png")
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise InputError(
+            f"--plot: bad value {str(path)!r}: expected a file name ending in "
+            f"{', '.join(PLOT_FORMATS)}"
+        )
+    if not path.parent.is_dir():
+        raise InputError(f"--plot: directory {path.parent} does not exist")
 
 
 def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
@@ -352,8 +377,8 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
             left = col in ("model", "format", "engine", "why not", "fits")
             table.add_column(col, justify="left" if left else "right", no_wrap=col != "why not")
         for r in prof_rows:
-            fit = "[green]yes[/]" if r.fits else "[red]no[/]"
-            cells = [
+            fit = Text("yes", style="green") if r.fits else Text("no", style="red")
+            cells: list[str | Text] = [
                 r.model,
                 r.quant,
                 f"{r.weights_gb:.1f}",
@@ -425,6 +450,14 @@ def provision_cmd(
         list[str] | None,
         typer.Option("--extra-var", "-e", help="KEY=VALUE for the playbook (repeatable)."),
     ] = None,
+    accept_new_host_key: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-host-key",
+            help="--host: trust the box's SSH host key on first contact (a changed key still "
+            "stops the run). Default: the key must already be in known_hosts.",
+        ),
+    ] = False,
 ) -> None:
     """Provision a box: base, NVIDIA driver + GPU check, engines, agents (playbooks/site.yml).
 
@@ -432,18 +465,21 @@ def provision_cmd(
     Exit codes: 0 done; 1 a task failed; 2 bad input (nothing ran); 3 a host was unreachable;
     4 interrupted."""
     import os
+    import re
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from airig import provision
 
     with _user_errors():
-        tgt = provision.target(inventory, host)
+        tgt = provision.target(inventory, host, accept_new_host_key)
+        provision.check_tags("--tags", tags)
+        provision.check_tags("--skip-tags", skip_tags)
         name = profile or ("" if inventory else "cpu")
         extra: dict[str, object] = {}
         for item in extra_var or ():
             key, sep, value = item.partition("=")
-            if not sep or not key:
+            if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise InputError(f"--extra-var: bad value {item!r}: expected KEY=VALUE")
             extra[key] = value
         if tgt.local and os.geteuid() == 0:
@@ -479,7 +515,10 @@ def provision_cmd(
                 on_progress=show,
             )
         except KeyboardInterrupt:
-            err.print("[red]interrupted[/]: run again; the playbook picks up where it stopped")
+            err.print(
+                Text("interrupted", style="red")
+                + Text(": run again; the playbook picks up where it stopped")
+            )
             raise typer.Exit(provision.EXIT_INTERRUPTED) from None
         bar.update(task, total=outcome.progress.done, completed=outcome.progress.done)
     _print_outcome(outcome, check)
@@ -505,7 +544,10 @@ def _print_outcome(outcome: object, check: bool) -> None:
         )
     out.print(table)
     for f in outcome.progress.failures:
-        err.print(f"[red]failed[/] {f['host']}: {f['task']}: {f['msg']}", highlight=False)
+        err.print(
+            Text("failed ", style="red") + Text(f"{f['host']}: {f['task']}: {f['msg']}"),
+            highlight=False,
+        )
     if outcome.summary:
         s = outcome.summary
         out.print(f"profile {s.get('profile')}: engines {s.get('engines')}", highlight=False)

@@ -23,7 +23,30 @@ from airig.errors import AirigError, InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 PLAYBOOK = "airig.rig.site"
-HOST_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<addr>[A-Za-z0-9.:_-]+)$")
+# user@address: neither part may start with '-' (ssh would read it as an option, e.g. -J...).
+HOST_RE = re.compile(
+    r"(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]{0,63})@)?(?P<addr>[A-Za-z0-9\[][A-Za-z0-9.:_\[\]-]{0,252})\Z"
+)
+# Run directories kept under runs_root() (older ones are removed after each run).
+RUNS_KEEP_DEFAULT = 20
+PCI_DEVICES = Path("/sys/bus/pci/devices")
+# Tags of playbooks/site.yml (`--tags`/`--skip-tags` outside this list run nothing).
+SITE_TAGS = (
+    "profile", "base", "driver", "engines", "llama_cpp", "vllm", "ollama", "proxy", "agent",
+    "summary", "always",
+)  # fmt: skip
+
+
+def check_tags(option: str, value: str | None) -> None:
+    """Refuse tags the site playbook does not have (they would run nothing and report done)."""
+    from airig._suggest import allowed_list, did_you_mean
+
+    for tag in (t.strip() for t in (value or "").split(",")):
+        if tag and tag not in SITE_TAGS:
+            raise InputError(
+                f"{option}: unknown tag {tag!r}{did_you_mean(tag, SITE_TAGS)}; "
+                f"allowed: {allowed_list(SITE_TAGS)}"
+            )
 
 
 @dataclass
@@ -76,7 +99,7 @@ def _failure_text(res: dict[str, Any]) -> str:
     return " ".join(str(msg).split())[:2000]
 
 
-def target(inventory: Path | None, host: str | None) -> Target:
+def target(inventory: Path | None, host: str | None, accept_new_host_key: bool = False) -> Target:
     if inventory is not None and host is not None:
         raise InputError("-i/--inventory and --host: give one of them, not both")
     if inventory is not None:
@@ -90,6 +113,9 @@ def target(inventory: Path | None, host: str | None) -> Target:
         hostvars: dict[str, Any] = {"ansible_host": m["addr"]}
         if m["user"]:
             hostvars["ansible_user"] = m["user"]
+        if accept_new_host_key:
+            # Trust a box's key on first contact only; a changed key still stops the run.
+            hostvars["ansible_ssh_extra_args"] = "-o StrictHostKeyChecking=accept-new"
         return Target({"all": {"hosts": {m["addr"]: hostvars}}}, f"host {host}", False)
     local = {
         "all": {
@@ -105,9 +131,13 @@ def target(inventory: Path | None, host: str | None) -> Target:
 
 
 def resolve_profile(name: str, local: bool, extra_dirs: tuple[Path, ...] = ()) -> str:
-    """A profile name/path, validated here before anything runs; 'auto' asks NVML locally."""
+    """A profile name or file, validated here before anything runs (a file's absolute path is
+    what the playbook gets: it runs in the run directory); 'auto' asks NVML locally."""
     if name != "auto":
-        return profiles.load(name, extra_dirs).name if not Path(name).exists() else name
+        profile = profiles.load(name, extra_dirs)
+        if profile.source is not None and profile.source.parent == profiles.BUILTIN_DIR:
+            return profile.name
+        return str(profile.source.resolve()) if profile.source else profile.name
     if not local:
         raise InputError(
             "--profile auto: only for this machine (it reads the GPUs through NVML here); name "
@@ -116,13 +146,41 @@ def resolve_profile(name: str, local: bool, extra_dirs: tuple[Path, ...] = ()) -
     from airig import verify
 
     report = verify.run("auto", extra_dirs)
+    nvidia = nvidia_pci_devices()
     if report.matched and report.profile:
+        if nvidia and profiles.load(report.profile, extra_dirs).gpus.count == 0:
+            raise InputError(
+                f"--profile auto: {len(nvidia)} NVIDIA GPU(s) on the PCI bus "
+                f"({', '.join(nvidia[:4])}) but no NVIDIA driver answers yet, so this box "
+                f"cannot be told from a CPU box. Name its profile, e.g. --profile home "
+                "(`airig profiles` lists them); the driver is installed by the run."
+            )
         return report.profile
     hint = f" (closest: {report.profile})" if report.profile else ""
     raise InputError(
         f"--profile auto: no profile matches this machine{hint}: {report.message}. On a fresh "
         "box without the NVIDIA driver, name the profile: --profile home|business|team|..."
     )
+
+
+def nvidia_pci_devices(root: Path | None = None) -> list[str]:
+    """PCI addresses of NVIDIA display/3D controllers (vendor 0x10de, class 0x03xxxx), read from
+    sysfs: they are there before any driver is."""
+    found = []
+    base = root or PCI_DEVICES
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+    for dev in entries:
+        try:
+            vendor = (dev / "vendor").read_text().strip().lower()
+            klass = (dev / "class").read_text().strip().lower()
+        except OSError:
+            continue
+        if vendor == "0x10de" and klass.startswith("0x03"):
+            found.append(dev.name)
+    return found
 
 
 def runs_root() -> Path:
@@ -169,8 +227,20 @@ def run(
 ) -> Outcome:
     import ansible_runner
 
-    run_dir = runs_root() / time.strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    run_dir = root / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(mode=0o700, exist_ok=True)
+    run_dir.chmod(0o700)
+    # Extra variables (-e KEY=VALUE may hold secrets) go to a 0600 file that ansible-playbook
+    # reads (-e @file), never onto its command line where `ps` shows them.
+    env_dir = run_dir / "env"
+    env_dir.mkdir(mode=0o700, exist_ok=True)
+    extravars = {**({"profile_name": profile} if profile else {}), **(extra_vars or {})}
+    fd = os.open(env_dir / "extravars", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(extravars, fh)
     progress = Progress()
     progress.total = _estimate_tasks(profile)
     cmdline = []
@@ -186,6 +256,9 @@ def run(
         "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+        # ansible-runner turns host key checking off unless told; airig keeps it on
+        # (`airig provision --accept-new-host-key` trusts a new box's key on first contact).
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
 
     def handler(event: dict[str, Any]) -> bool:
@@ -198,7 +271,6 @@ def run(
         private_data_dir=str(run_dir),
         playbook=playbook,
         inventory=tgt.inventory,
-        extravars={**({"profile_name": profile} if profile else {}), **(extra_vars or {})},
         cmdline=" ".join(cmdline) or None,
         tags=tags,
         limit=limit,
@@ -216,7 +288,17 @@ def run(
         code = EXIT_FAILED
     else:
         code = EXIT_OK
-    (run_dir / "stdout.log").write_text(result.stdout.read() if result.stdout else "")
+    log = os.open(run_dir / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(log, "w") as fh:
+        fh.write(result.stdout.read() if result.stdout else "")
+    if code == EXIT_FAILED and not progress.failures:
+        # Failed before any task (no host matched --limit, a syntax error...): say why.
+        text = (run_dir / "stdout.log").read_text(errors="replace")
+        lines = [ln for ln in text.splitlines() if "ERROR" in ln or "Could not match" in ln]
+        why = " ".join(" ".join(lines[-3:]).split()) or f"ansible-playbook exited {result.rc}"
+        progress.failures.append({"host": "-", "task": "(before any task)", "msg": why[:2000]})
+    _forget_environment(run_dir)
+    prune_runs(root)
     summary = None
     summary_file = Path("/srv/airig/state/summary.json")
     if tgt.local and summary_file.exists() and not check:
@@ -227,11 +309,39 @@ def run(
     return Outcome(code, run_dir, progress, stats, summary)
 
 
+def _forget_environment(run_dir: Path) -> None:
+    """ansible-runner records the whole environment of the run in artifacts/*/command: keep the
+    command and its directory, drop the environment."""
+    for command in run_dir.glob("artifacts/*/command"):
+        try:
+            data = json.loads(command.read_text())
+        except (OSError, ValueError):
+            continue
+        data.pop("env", None)
+        command.write_text(json.dumps(data))
+
+
+def prune_runs(root: Path, keep: int | None = None) -> list[Path]:
+    """Remove all but the newest ``keep`` run directories (AIRIG_RUNS_KEEP, default 20)."""
+    import shutil
+
+    if keep is None:
+        try:
+            keep = max(1, int(os.environ.get("AIRIG_RUNS_KEEP", RUNS_KEEP_DEFAULT)))
+        except ValueError:
+            keep = RUNS_KEEP_DEFAULT
+    runs = sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"\d{8}-\d{6}", p.name))
+    removed = runs[:-keep] if len(runs) > keep else []
+    for old in removed:
+        shutil.rmtree(old, ignore_errors=True)
+    return removed
+
+
 def _estimate_tasks(profile: str) -> int:
     """Rough task count for the bar; the bar grows when the playbook runs more."""
     try:
-        prof = profiles.load(profile) if not Path(profile).exists() else None
-    except AirigError:
+        prof = profiles.load(profile) if profile else None
+    except (AirigError, OSError):
         prof = None
     engines = len(prof.engines) if prof else 1
     gpu = bool(prof and prof.gpus.count)

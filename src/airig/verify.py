@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -94,6 +95,11 @@ def run(
     tol = (
         utils.DEFAULT_MEMORY_TOLERANCE_PCT if memory_tolerance_pct is None else memory_tolerance_pct
     )
+    if not math.isfinite(tol) or not 0 <= tol <= 50:
+        raise InputError(
+            f"--memory-tolerance-pct: bad value {tol}: expected a number from 0 to 50 (percent "
+            "of the profile's memory per GPU a card may lack)"
+        )
     adv = tuple(utils.DEFAULT_ADVISORY if advisory is None else advisory)
     problem = utils.unknown_advisory(adv, "--advisory")
     if problem:

@@ -35,7 +35,7 @@ def test_tools_run(host):
     ("path", "mode"),
     [
         ("/srv/airig", 0o755),
-        ("/srv/airig/models", 0o2775),
+        ("/srv/airig/models", 0o2755),
         ("/srv/airig/keys", 0o750),
         ("/srv/airig/state", 0o750),
     ],

@@ -20,6 +20,7 @@ from engine_checks import (  # noqa: E402
 
 UNIT = "airig-llama-server@qwen3-8b.service"
 URL = "http://127.0.0.1:8080"
+PROXY = "https://127.0.0.1:8443"
 REPLY = "Hello from airig"  # what tests/mirror/tiny_gguf.py scripts the model to say
 TOOLS = [
     {
@@ -50,12 +51,18 @@ def test_service_user_and_unit(host):
     assert host.check_output(f"systemctl show -p User --value {UNIT}") == "airig-llama"
 
 
-def test_flags_come_from_the_planner(host):
-    env = host.file("/etc/airig/llama_cpp/qwen3-8b.env").content_string
+def test_flags_come_from_the_planner_as_the_process_receives_them(host):
+    """Issue 10 item 6: read /proc/PID/cmdline of the running llama-server (not the template)."""
+    pid = host.check_output(f"systemctl show -p MainPID --value {UNIT}")
+    argv = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    assert argv[0] == "/opt/airig/llama.cpp/current/bin/llama-server"
+    joined = " ".join(argv)
     # context 4096 x concurrency 2 in the test profile -> --ctx-size 8192 --parallel 2
-    assert "--ctx-size 8192 --parallel 2" in env and "--n-gpu-layers 0" in env
-    assert "--jinja" in env and "--host 127.0.0.1 --port 8080" in env
-    assert "LLAMA_MODEL=/srv/airig/models/tiny-scripted.gguf" in env
+    assert "--ctx-size 8192 --parallel 2" in joined and "--n-gpu-layers 0" in joined
+    assert "--jinja" in argv and "--host 127.0.0.1 --port 8080" in joined
+    assert argv[argv.index("--model") + 1] == "/srv/airig/models/tiny-scripted.gguf"
+    assert argv[argv.index("--chat-template-kwargs") + 1] == '{"enable_thinking": false}'
+    assert argv[argv.index("--api-key-file") + 1] == "/srv/airig/keys/llama_cpp.key"
 
 
 def test_health(host):
@@ -88,6 +95,7 @@ def test_requests_without_or_with_a_wrong_key_are_refused(host):
 
 
 def test_key(host):
+    """Issue 10 item 2: exposed through the proxy, the key stays the engine user's."""
     check_key_file(host, "llama_cpp", owner="airig-llama")
     check_key_kept(host, "llama_cpp")
     check_key_not_logged(host, "llama_cpp", UNIT)
@@ -104,3 +112,21 @@ def test_bound_to_loopback(host):
 
 def test_hardened(host):
     assert exposure(host, UNIT) <= EXPOSURE_MAX
+
+
+def test_proxy_requires_the_key(host):
+    """Issue 10 item 2: through the proxy, 401 without or with a wrong key; the answer with it."""
+    req = {"model": "qwen3-8b", "messages": [{"role": "user", "content": "hi"}]}
+    for path in ("/v1/models", "/health", "/v1/chat/completions"):
+        assert http(host, PROXY + path)[0] == 401, path
+        assert http(host, PROXY + path, "wrong-key")[0] == 401, path
+    status, body = http(host, PROXY + "/v1/chat/completions", key(host, "llama_cpp"), req)
+    assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == REPLY
+
+
+def test_proxy_keeps_the_admins_own_default_site(host):
+    """Issue 10 item 9: only Debian's sites-enabled/default link is removed; the admin's own file
+    there (written by side_effect before the re-run) stays."""
+    site = host.file("/etc/nginx/sites-enabled/default")
+    assert not site.is_symlink and site.content_string == "# the admin's own default site\n"
+    assert host.run("nginx -t").rc == 0

@@ -60,7 +60,9 @@ def test_openclaw_one_shot_local(host):
         out = host.run(f"{AS_AGENT} openclaw agent --local --json -m 'Say hello' 2>/dev/null")
     finally:
         host.run("systemctl start airig-openclaw-gateway.service")
-        host.run("for i in $(seq 90); do ss -Hltn | grep -q 127.0.0.1:18789 && break; sleep 1; done")
+        host.run(
+            "for i in $(seq 90); do ss -Hltn | grep -q 127.0.0.1:18789 && break; sleep 1; done"
+        )
     assert out.rc == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["payloads"][0]["text"].strip() == REPLY
     assert processed(host) > before

@@ -8,8 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from airig import _yaml
 from airig._suggest import allowed_list, did_you_mean
 from airig.errors import CatalogError
 
@@ -131,11 +130,11 @@ def _quant_from_dict(entry: dict[str, Any], source: str) -> QuantFormat:
 
 def _read_yaml(path: Path, key: str) -> list[Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml.load_file(path)
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
+    except _yaml.YamlProblem as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise CatalogError(f"{path}: expected a mapping with a list under '{key}:'")
     items: list[Any] = data[key]

@@ -15,8 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from airig import _yaml
 from airig._suggest import allowed_list, did_you_mean
 from airig.errors import CatalogError, ProfileError
 
@@ -218,16 +217,11 @@ def _to_profile(data: dict[str, Any], source: Path) -> Profile:
 def load_file(path: Path) -> Profile:
     """Load and validate one profile file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _yaml.load_file(path)
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(f"{path}: not valid YAML{where}: {problem}") from exc
+    except _yaml.YamlProblem as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
     validate_data(data, str(path))
     if data["name"] != path.stem:
         raise ProfileError(
@@ -345,9 +339,22 @@ def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Path]:
 
 
 def load(name_or_path: str, extra_dirs: tuple[Path, ...] = ()) -> Profile:
-    """Load a profile by name (searching the profile path) or by file path."""
+    """Load a profile by name (searching the profile path) or by file path (a name with a
+    '/' or a .yml/.yaml suffix is a path)."""
+    if "\0" in name_or_path or len(name_or_path) > 4096:
+        raise ProfileError("profile: bad value: a name or path without NUL, at most 4096 chars")
     candidate = Path(name_or_path).expanduser()
-    if candidate.suffix in (".yml", ".yaml") and candidate.exists():
+    if "/" in name_or_path or candidate.suffix in (".yml", ".yaml"):
+        try:
+            is_file = candidate.is_file()
+        except OSError as exc:
+            raise ProfileError(f"{name_or_path}: cannot read profile: {exc.strerror}") from exc
+        if not is_file:
+            what = "is not a file" if candidate.exists() else "does not exist"
+            raise ProfileError(
+                f"profile file {name_or_path} {what} (a profile is a name from `airig "
+                "profiles` or the path of a .yml file)"
+            )
         return load_file(candidate)
     files = discover(extra_dirs)
     if name_or_path not in files:
