@@ -68,7 +68,38 @@ def test_table_output(runner: CliRunner) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "home: 2 x NVIDIA GeForce RTX 5090" in result.output
-    assert "needs" in result.output and "GB = 10^9 bytes" in result.output
+    assert "needs GB" in result.output and "GB = 10^9 bytes" in result.output
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_default_table_fits_the_terminal_with_whole_numbers(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """Issue 10 item 15: in an 80- or 120-column terminal every number was cut to `4…` and
+    columns dropped. The default table fits 80 columns and cuts nothing."""
+    from rich.console import Console
+
+    from airig import cli
+
+    term = Console(width=width, force_terminal=True, color_system=None, markup=False)
+    monkeypatch.setattr(cli, "out", term)
+    with term.capture() as captured:
+        result = runner.invoke(app, ["plan", "-p", "home", "-p", "team", "-q", "all"])
+    assert result.exit_code == 0, result.output
+    text = captured.get()
+    assert "…" not in text and "llama-3.1-405b" in text and "131,072" in text
+    assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_piped_plan_prints_full_rows(runner: CliRunner) -> None:
+    """Issue 10 item 15: output to a pipe is never cut, whatever COLUMNS says; --wide has every
+    column."""
+    result = runner.invoke(app, ["plan", "-p", "home", "--wide"], env={"COLUMNS": "40"})
+    assert result.exit_code == 0
+    assert "…" not in result.output
+    for col in ("weights", "KV", "overhead", "capacity", "free", "why not", "users @8192"):
+        assert col in result.output
+    assert "needs" in result.output  # the why-not text of a row that does not fit
 
 
 def test_concurrency_and_context_options(runner: CliRunner) -> None:

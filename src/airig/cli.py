@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -224,6 +225,14 @@ def plan_cmd(
     fits_only: Annotated[
         bool, typer.Option("--fits-only", help="Show only rows that fit.")
     ] = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Every column (weights, KV, overhead, capacity, free, why not); the default "
+            "table fits 80 columns.",
+        ),
+    ] = False,
 ) -> None:
     """Which models fit which build, at which quantization, with how much context for how
     many users. GB = 10^9 bytes."""
@@ -269,7 +278,7 @@ def plan_cmd(
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in shown], indent=2))
         return
-    _render_plan(shown, request)
+    _render_plan(shown, request, wide)
     if plot:
         out.print(f"figure written to {plot}")
 
@@ -354,11 +363,17 @@ def _check_plot_path(path: Path) -> None:
             f"--plot: bad value {str(path)!r}: expected a file name ending in "
             f"{', '.join(PLOT_FORMATS)}"
         )
-    if not path.parent.is_dir():
-        raise InputError(f"--plot: directory {path.parent} does not exist")
 
 
-def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
+def _plan_console() -> Console:
+    """The terminal as it is; a pipe or file gets rows as wide as they need (never cut)."""
+    return out if out.is_terminal else Console(markup=False, width=1000)
+
+
+def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) -> None:
+    """One table per profile. Default: the columns a person decides with, fitting 80 columns;
+    --wide: every column. Cells wrap rather than being cut to "…"."""
+    console = _plan_console()
     by_profile: dict[str, list[PlanRow]] = {}
     for row in rows:
         by_profile.setdefault(row.profile, []).append(row)
@@ -367,45 +382,56 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest) -> None:
         prof_rows = by_profile.get(prof.name, [])
         if not prof_rows:
             continue
-        table = Table(title=f"{prof.name}: {prof.summary}", title_justify="left")
-        cols = ["model", "format", "weights", "total", "capacity", "fits", "free"]
-        if arch:
-            cols[2:2] = ["engine"]
-            cols[4:4] = ["KV", "overhead"]
-            cols += [f"ctx @{request.concurrency}", f"users @{request.context}", "why not"]
+        title = f"{prof.name}: {prof.summary}"
+        if not wide:
+            title += f", capacity {prof_rows[0].capacity_gb:.1f} GB"
+        table = Table(
+            title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+            collapse_padding=True, show_edge=False,
+        )  # fmt: skip
+        if wide:
+            cols = ["model", "format", "weights", "total", "capacity", "fits", "free"]
+            if arch:
+                cols[2:2] = ["engine"]
+                cols[4:4] = ["KV", "overhead"]
+                cols += [f"ctx @{request.concurrency}", f"users @{request.context}", "why not"]
+        else:
+            cols = ["model", "format", "needs GB", "fits"]
+            if arch:
+                cols[2:2] = ["engine"]
+                cols += [f"ctx @{request.concurrency}", f"users @{request.context}"]
         for col in cols:
             left = col in ("model", "format", "engine", "why not", "fits")
-            table.add_column(col, justify="left" if left else "right", no_wrap=col != "why not")
+            table.add_column(col, justify="left" if left else "right", overflow="fold")
         for r in prof_rows:
             fit = Text("yes", style="green") if r.fits else Text("no", style="red")
-            cells: list[str | Text] = [
-                r.model,
-                r.quant,
-                f"{r.weights_gb:.1f}",
-                f"{r.total_gb:.1f}",
-                f"{r.capacity_gb:.1f}",
-                fit,
-                f"{r.headroom_gb:.1f}",
-            ]
-            if arch:
-                cells[2:2] = [str(r.engine)]
-                cells[4:4] = [f"{r.kv_cache_gb:.1f}", f"{r.overhead_gb:.1f}"]
-                cells += [
-                    f"{r.max_context_tokens:,}" if r.max_context_tokens else "-",
-                    str(r.max_concurrency) if r.max_concurrency else "-",
-                    r.reason,
-                ]
+            ctx = f"{r.max_context_tokens:,}" if r.max_context_tokens else "-"
+            users = str(r.max_concurrency) if r.max_concurrency else "-"
+            cells: list[str | Text]
+            if wide:
+                cells = [r.model, r.quant, f"{r.weights_gb:.1f}", f"{r.total_gb:.1f}",
+                         f"{r.capacity_gb:.1f}", fit, f"{r.headroom_gb:.1f}"]  # fmt: skip
+                if arch:
+                    cells[2:2] = [str(r.engine)]
+                    cells[4:4] = [f"{r.kv_cache_gb:.1f}", f"{r.overhead_gb:.1f}"]
+                    cells += [ctx, users, r.reason]
+            else:
+                cells = [r.model, r.quant, f"{r.total_gb:.1f}", fit]
+                if arch:
+                    cells[2:2] = [str(r.engine)]
+                    cells += [ctx, users]
             table.add_row(*cells)
-        out.print(table)
+        console.print(table)
     if arch:
-        out.print(
+        console.print(
             f"GB = 10^9 bytes. Fit test: {request.context} tokens x "
             f"{request.concurrency} user(s), KV cache {request.kv_dtype}; capacity is "
-            "what NVML reports (a card sold as N GB carries N GiB; an RTX 5090 shows 34.2 GB).",
+            "what NVML reports (a card sold as N GB carries N GiB; an RTX 5090 shows 34.2 GB)."
+            + ("" if wide else " --wide: weights, KV cache, overhead and why not."),
             style="dim",
         )
     else:
-        out.print(
+        console.print(
             "Rule of thumb (seed guide): params x {Q4 0.5, Q8 1, FP16 2} bytes x 1.2; "
             "capacity = GPUs x nominal GB. GB = 10^9 bytes.",
             style="dim",

@@ -117,3 +117,10 @@ def test_engine_whose_key_cannot_be_read_does_not_start(host):
     log = host.check_output(f"journalctl -o cat -u {unit} --no-pager")
     want = "probe-roots refuses to start: its API key /srv/airig-probe/roots.key cannot be read"
     assert want in log
+
+
+def test_no_core_dumps_and_private_mounts(host):
+    """Issue 10 item 14: a core dump would hold the key (LimitCORE=0); mounts stay private."""
+    for unit in ("airig-gpu-probe.service", "airig-cpu-probe.service"):
+        show = host.check_output(f"systemctl show -p LimitCORE -p PrivateMounts {unit}")
+        assert "LimitCORE=0" in show and "PrivateMounts=yes" in show, show

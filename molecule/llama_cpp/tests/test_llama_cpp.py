@@ -130,3 +130,15 @@ def test_proxy_keeps_the_admins_own_default_site(host):
     site = host.file("/etc/nginx/sites-enabled/default")
     assert not site.is_symlink and site.content_string == "# the admin's own default site\n"
     assert host.run("nginx -t").rc == 0
+
+
+def test_proxy_tls(host):
+    """Issue 10 item 14: the self-signed certificate names the box (subjectAltName, which clients
+    check; CN alone is ignored) and nginx speaks TLS 1.2/1.3 only."""
+    san = host.check_output(
+        "openssl x509 -in /etc/airig/proxy/self-signed.crt -noout -ext subjectAltName"
+    )
+    assert "DNS:localhost" in san and "IP Address:127.0.0.1" in san
+    conf = host.file("/etc/nginx/conf.d/airig-engines.conf").content_string
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    assert host.run("curl -sk --tlsv1.1 --tls-max 1.1 https://127.0.0.1:8443/").rc != 0
