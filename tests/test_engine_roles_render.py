@@ -48,6 +48,8 @@ def render_vllm(tmp_path: Path, profile: dict[str, Any]) -> tuple[dict[str, str]
         ["validate", "config"],
         {
             "profile_spec": profile,
+            # The built-in profiles' repos carry no revision (see test_unpinned_*).
+            "airig_allow_unpinned": True,
             "vllm_config_dir": str(tmp_path / "etc"),
             "vllm_unit_dir": str(tmp_path / "units"),
         },
@@ -154,3 +156,15 @@ def test_engines_that_do_not_fit_stop_the_role_before_any_change(tmp_path: Path)
         assert out.returncode != 0
         text = " ".join((out.stdout + out.stderr).split())
         assert "does not fit in vLLM's share" in text and "shrink/disable" in text, role
+
+
+def test_unpinned_vllm_repo_is_refused_without_consent(tmp_path: Path) -> None:
+    """Issue 10 item 7: a Hugging Face repo without `revision` downloads whatever `main` is
+    today; the role refuses it unless airig_allow_unpinned (airig provision --allow-unpinned)."""
+    data = profiles.load("team").raw
+    out = run_role(tmp_path, "vllm", ["validate"], {"profile_spec": data})
+    assert out.returncode != 0
+    assert "needs the profile's `revision`" in " ".join(out.stdout.split())
+    pinned = copy.deepcopy(data)
+    pinned["models"][0]["revision"] = "0" * 40
+    assert run_role(tmp_path, "vllm", ["validate"], {"profile_spec": pinned}).returncode == 0

@@ -71,7 +71,7 @@ def test_check_run_on_this_machine(tmp_path: Path) -> None:
         (profiles.BUILTIN_DIR / "cpu.yml").read_text().replace("name: cpu", "name: mybox")
     )
     run = provision(
-        tmp_path, "--profile", "./mybox.yml", "--check", "--tags", "summary",
+        tmp_path, "--profile", "./mybox.yml", "--allow-unpinned", "--check", "--tags", "summary",
         "-e", f"airig_test_secret={secret}", cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, flat(run)[-3000:]
@@ -118,7 +118,9 @@ def test_host_key_checking_stays_on(tmp_path: Path) -> None:
 
 def test_limit_that_matches_no_host_says_why(tmp_path: Path) -> None:
     """Issue 10 item 11: `--limit nosuchhost` failed with no reason given."""
-    run = provision(tmp_path, "--profile", "cpu", "--check", "--limit", "nosuchhost")
+    run = provision(
+        tmp_path, "--profile", "cpu", "--allow-unpinned", "--check", "--limit", "nosuchhost"
+    )
     assert run.returncode == 1
     assert "(before any task)" in flat(run) and "nosuchhost" in flat(run), flat(run)[-2000:]
 
@@ -161,7 +163,19 @@ def test_engines_that_do_not_fit_fail_the_run_with_the_planner_message(tmp_path:
     data["name"] = "too-much"
     path = tmp_path / "too-much.yml"
     path.write_text(yaml.safe_dump(data))
-    run = provision(tmp_path, "--profile", str(path), "--check", "--tags", "summary")
+    run = provision(
+        tmp_path, "--profile", str(path), "--allow-unpinned", "--check", "--tags", "summary"
+    )
     assert run.returncode == 1, flat(run)[-3000:]
     assert "does not fit in vLLM's share" in flat(run)
     assert "FAILED" in run.stdout
+
+
+def test_unpinned_downloads_need_consent(tmp_path: Path) -> None:
+    """Issue 10 item 7: the built-in profiles' model URLs carry no sha256 (not verifiable from
+    here); provisioning them stops (exit 2, naming the model) unless --allow-unpinned."""
+    run = provision(tmp_path, "--profile", "cpu", "--check", "--tags", "summary")
+    assert run.returncode == 2
+    assert "qwen3-8b: https://huggingface.co/Qwen/Qwen3-8B-GGUF" in flat(run)
+    assert "without sha256" in flat(run) and "--allow-unpinned" in flat(run)
+    assert not (tmp_path / "runs").exists()

@@ -476,6 +476,14 @@ def provision_cmd(
         list[str] | None,
         typer.Option("--extra-var", "-e", help="KEY=VALUE for the playbook (repeatable)."),
     ] = None,
+    allow_unpinned: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unpinned",
+            help="Install model downloads the profile does not pin (a GGUF URL without sha256, "
+            "a Hugging Face repo without revision).",
+        ),
+    ] = False,
     accept_new_host_key: Annotated[
         bool,
         typer.Option(
@@ -512,6 +520,15 @@ def provision_cmd(
             extra.setdefault("airig_become", False)
         if name:
             name = provision.resolve_profile(name, tgt.local)
+            loose = profiles.unpinned(profiles.load(name))
+            if loose and not allow_unpinned:
+                raise InputError(
+                    "the profile's downloads are not pinned, so what their sources serve today "
+                    "would be installed: " + "; ".join(loose) + ". Add sha256 / revision to the "
+                    "profile, or accept them as they are with --allow-unpinned."
+                )
+        if allow_unpinned:
+            extra["airig_allow_unpinned"] = True
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

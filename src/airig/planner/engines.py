@@ -260,6 +260,7 @@ def _vllm(
         "model": s.spec.name,
         "quant": s.spec.quant,
         "source": s.spec.source,
+        "revision": s.spec.revision,
         "tensor_parallel_size": max(1, profile.gpus.count),
         "max_model_len": s.context,
         "max_num_seqs": s.concurrency,

@@ -49,6 +49,7 @@ class ServedModel:
     source: str | None = None
     sha256: str | None = None
     file: str | None = None
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,25 @@ def source_problem(engine: str, source: str) -> str | None:
             "'-' around one '/'), or an absolute path of a model directory, for vllm"
         )
     return None
+
+
+def unpinned(profile: Profile) -> list[str]:
+    """The profile's downloads that nothing pins: a GGUF URL without ``sha256``, a Hugging Face
+    repo without ``revision`` (a moving ``main`` can change under the same name)."""
+    from airig.planner.catalog import Catalog
+
+    catalog = Catalog.default()
+    found = []
+    for i, served in enumerate(profile.models):
+        if not served.source:
+            continue
+        engine = served.engine or catalog.quant(served.quant).engines[0]
+        if engine == "vllm":
+            if not served.source.startswith("/") and not served.revision:
+                found.append(f"models[{i}] {served.name}: Hugging Face repo without revision")
+        elif not served.sha256:
+            found.append(f"models[{i}] {served.name}: {served.source} without sha256")
+    return found
 
 
 def discover(extra_dirs: tuple[Path, ...] = ()) -> dict[str, Path]:
