@@ -77,7 +77,15 @@ def test_hermes_answers_through_the_local_engine(host):
 
 
 def test_openclaw_gateway_is_a_hardened_loopback_service(host):
+    """Issue 10 item 14: the gateway runs under the @system-service syscall filter now (only
+    RestrictSUIDSGID, which answers openat2 with ENOSYS on systemd 252, stays off)."""
     assert host.service("airig-openclaw-gateway.service").is_running
+    unit = "airig-openclaw-gateway.service"
+    show = host.check_output(f"systemctl show -p SystemCallFilter -p RestrictSUIDSGID {unit}")
+    assert "RestrictSUIDSGID=no" in show and "SystemCallFilter=" in show
+    assert "openat" in show  # the allow-list is in force (empty when no filter)
+    exposure = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    assert float(exposure.split("Overall exposure level for")[1].split(":")[1].split()[0]) < 3.1
     listeners = host.check_output("ss -Hltn")
     assert "127.0.0.1:18789" in listeners and "0.0.0.0:18789" not in listeners
     check_key_file(host, "openclaw-gateway")
