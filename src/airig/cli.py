@@ -94,7 +94,7 @@ def profiles_list(
         return
     table = Table(title="Build profiles", title_justify="left")
     for col in ("name", "hardware", "engines", "driver", "file"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # wrap, never cut a path to "…"
     for p in loaded:
         driver = f">= {p.driver_min_branch}" if p.driver_min_branch else "-"
         table.add_row(p.name, p.summary, ", ".join(p.engines), driver, str(p.source))
