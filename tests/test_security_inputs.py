@@ -192,3 +192,45 @@ def test_fetch_model_refuses_other_schemes_and_links(tmp_path: Path) -> None:
     assert target.read_text() == "root's file\n"
     text = (FILES / "airig-fetch-model").read_text()
     assert "--proto =https,http --proto-redir =https,http" in text and '-- "$url"' in text
+
+
+def test_fetch_model_never_stitches_two_sources(tmp_path: Path) -> None:
+    """Issue 10 item 13: a `.part` left by a download of another source was continued, stitching
+    two files together; now it is started over, and one of the same source is resumed."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "a.gguf").write_bytes(b"A" * 4000)
+    (served / "b.gguf").write_bytes(b"B" * 3000)
+    from tests.mirror.build import RangeHandler  # the test mirror's server, with byte ranges
+
+    handler = functools.partial(RangeHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    fetch = str(FILES / "airig-fetch-model")
+    dest = tmp_path / "models" / "m.gguf"
+    dest.parent.mkdir()
+    try:
+        # An interrupted download of a.gguf, then the profile's source changes to b.gguf.
+        Path(f"{dest}.part").write_bytes(b"A" * 1000)
+        Path(f"{dest}.part.source").write_text(f"{base}/a.gguf\n")
+        out = subprocess.run([fetch, f"{base}/b.gguf", str(dest)], capture_output=True,
+                             text=True, check=False)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "came from another source; starting over" in out.stdout
+        assert dest.read_bytes() == b"B" * 3000
+        # The same source is resumed (curl --continue-at -), not restarted.
+        dest.unlink()
+        Path(f"{dest}.part").write_bytes(b"A" * 1000)
+        Path(f"{dest}.part.source").write_text(f"{base}/a.gguf\n")
+        out = subprocess.run([fetch, f"{base}/a.gguf", str(dest)], capture_output=True,
+                             text=True, check=False)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "starting over" not in out.stdout and dest.read_bytes() == b"A" * 4000
+        assert not Path(f"{dest}.part.source").exists()
+    finally:
+        server.shutdown()
