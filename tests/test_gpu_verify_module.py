@@ -46,7 +46,7 @@ def test_match(nvml_box: Callable[[str], Path]) -> None:
     assert not result.get("failed") and result["matched"] and not result["changed"]
     assert result["msg"] == "2 GPU(s) match profile home"
     assert result["ansible_facts"]["airig_gpu"]["gpu_count"] == 2
-    assert result["gpu_facts"]["driver_version"] == "575.57.08"
+    assert result["gpu_facts"]["driver_version"] == "580.95.05"
     assert {c["verdict"] for c in result["checks"]} == {"pass"}
     assert {c["check"] for c in result["checks"]} == set(ALL_CHECKS) - {"gpus_present"}
 
@@ -64,7 +64,7 @@ def test_inline_profile_for_an_h100_box(nvml_box: Callable[[str], Path]) -> None
         ("home_gpu_missing", "1 GPU(s) visible, profile home expects 2"),
         ("home_wrong_model", "GPU 1: found NVIDIA GeForce RTX 4090"),
         ("home_memory_short", "GPU 1: reports 24576 MiB, outside 31129-34406 MiB"),
-        ("home_old_driver", "driver 550.163.01 is older than branch 570"),
+        ("home_old_driver", "driver 550.163.01 is older than branch 580"),
         ("home_gpu_lost", "GPU 1: fell off the bus"),
         ("home_pcie_x4", "GPU 1: link trained at x4 of x16"),
         ("home_rebar_off", "Resizable BAR is off"),

@@ -103,7 +103,7 @@ def test_playbook_verdicts_for_every_fixture(fake_nvml_dir: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("box", "rc", "needle"),
     [
-        ("home", 0, "verified 2 GPU(s), driver 575.57.08"),
+        ("home", 0, "verified 2 GPU(s), driver 580.95.05"),
         ("home_wrong_model", 2, "GPU 1: found NVIDIA GeForce RTX 4090, profile expects NVIDIA"),
         ("version_mismatch", 2, "reboot the host, then verify again"),
     ],

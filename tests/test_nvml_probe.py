@@ -28,9 +28,9 @@ def verdicts(checks: list[dict[str, Any]]) -> dict[tuple[str, int | None], str]:
 def test_probe_reads_every_fact(nvml_box: Callable[[str], Path]) -> None:
     nvml_box("home")
     facts = probe()
-    assert facts["driver_version"] == "575.57.08"
-    assert facts["cuda_driver_version"] == "12.9"
-    assert facts["nvml_version"] == "12.575.57.08"
+    assert facts["driver_version"] == "580.95.05"
+    assert facts["cuda_driver_version"] == "13.0"
+    assert facts["nvml_version"] == "12.580.95.05"
     assert facts["gpu_count"] == 2 and facts["total_memory_mib"] == 2 * 32607
     gpu = facts["gpus"][0]
     assert gpu["name"] == "NVIDIA GeForce RTX 5090"

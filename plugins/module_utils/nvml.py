@@ -339,8 +339,10 @@ def verify(
                 f">= {min_branch}",
                 driver or None,
                 branch >= int(min_branch) if branch is not None else None,
-                f"driver {driver} is older than branch {min_branch}: set nvidia_driver_branch to "
-                f"{min_branch} or newer and run the nvidia_driver role",
+                f"driver {driver} is older than branch {min_branch}, the lowest the profile "
+                f"and its engines ({', '.join(profile.get('engines') or []) or 'none'}) need: "
+                f"set nvidia_driver_branch to {min_branch} or newer and run the nvidia_driver "
+                "role",
                 req("driver_branch"),
             )
         )

@@ -20,6 +20,7 @@ from airig._suggest import allowed_list, did_you_mean
 from airig.errors import CatalogError, ProfileError
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+DRIVERS_PATH = Path(__file__).parent.parent / "data" / "drivers.yml"
 SCHEMA_PATH = Path(__file__).parent / "schema.json"
 USER_DIR = Path("~/.config/airig/profiles")
 ENV_PATH = "AIRIG_PROFILES_PATH"
@@ -242,6 +243,24 @@ def from_data(data: Any, source: str = "(inline profile)") -> Profile:
     return profile
 
 
+@cache
+def drivers() -> dict[str, Any]:
+    """The driver data file (src/airig/data/drivers.yml): branches and what engines need."""
+    loaded: dict[str, Any] = _yaml.load_file(DRIVERS_PATH)
+    return loaded
+
+
+def engines_driver_need(engines: tuple[str, ...] | list[str]) -> tuple[int, str] | None:
+    """The lowest driver branch the given engines' GPU builds need, with the reason."""
+    need: tuple[int, str] | None = None
+    for engine in engines:
+        row = drivers()["engines"].get(engine)
+        if row and (need is None or int(row["min_branch"]) > need[0]):
+            why = f"{row['why']}, which needs driver branch {row['min_branch']} or newer"
+            need = (int(row["min_branch"]), why)
+    return need
+
+
 def _check_cross_fields(profile: Profile) -> None:
     """Rules the schema cannot express: models and quants from the catalog, engines enabled."""
     from airig.planner.catalog import Catalog
@@ -252,6 +271,12 @@ def _check_cross_fields(profile: Profile) -> None:
         raise ProfileError(
             f'{src}: field engines: bad value "vllm": expected ollama or llama_cpp on a '
             "profile with gpus.count 0 (vLLM needs a GPU)"
+        )
+    need = engines_driver_need(profile.engines) if profile.gpus.count > 0 else None
+    if need and (profile.driver_min_branch or 0) < need[0]:
+        raise ProfileError(
+            f"{src}: field driver.min_branch: bad value {json.dumps(profile.driver_min_branch)}: "
+            f"expected {need[0]} or more ({need[1]})"
         )
     for i, served in enumerate(profile.models):
         where = f"models[{i}]"
