@@ -7,7 +7,7 @@ Exit codes: 0 success; 1 a plan in which nothing fits (plan --fail-if-none) or a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -370,6 +370,43 @@ def _plan_console() -> Console:
     return out if out.is_terminal else Console(markup=False, width=1000)
 
 
+def _plan_columns(
+    request: PlanRequest, wide: bool, arch: bool
+) -> list[tuple[str, bool, Callable[[PlanRow], str | Text]]]:
+    """The plan table's columns as (header, left-justified, cell): the default set fits 80
+    columns, --wide adds weights, KV cache, overhead, capacity, free and why not."""
+
+    def gb(value: float) -> str:
+        return f"{value:.1f}"
+
+    def fit(r: PlanRow) -> Text:
+        return Text("yes", style="green") if r.fits else Text("no", style="red")
+
+    # (header, left, cell, shown in the default table, only with the architecture method)
+    every: list[tuple[str, bool, Callable[[PlanRow], str | Text], bool, bool]] = [
+        ("model", True, lambda r: r.model, True, False),
+        ("format", True, lambda r: r.quant, True, False),
+        ("engine", True, lambda r: str(r.engine), True, True),
+        ("weights", False, lambda r: gb(r.weights_gb), False, False),
+        ("KV", False, lambda r: gb(r.kv_cache_gb), False, True),
+        ("overhead", False, lambda r: gb(r.overhead_gb), False, True),
+        ("total" if wide else "needs GB", False, lambda r: gb(r.total_gb), True, False),
+        ("capacity", False, lambda r: gb(r.capacity_gb), False, False),
+        ("fits", True, fit, True, False),
+        ("free", False, lambda r: gb(r.headroom_gb), False, False),
+        (f"ctx @{request.concurrency}", False,
+         lambda r: f"{r.max_context_tokens:,}" if r.max_context_tokens else "-", True, True),
+        (f"users @{request.context}", False,
+         lambda r: str(r.max_concurrency) if r.max_concurrency else "-", True, True),
+        ("why not", True, lambda r: r.reason, False, True),
+    ]  # fmt: skip
+    return [
+        (header, left, cell)
+        for header, left, cell, default, arch_only in every
+        if (wide or default) and (arch or not arch_only)
+    ]
+
+
 def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) -> None:
     """One table per profile. Default: the columns a person decides with, fitting 80 columns;
     --wide: every column. Cells wrap rather than being cut to "…"."""
@@ -389,38 +426,11 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) 
             title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
             collapse_padding=True, show_edge=False,
         )  # fmt: skip
-        if wide:
-            cols = ["model", "format", "weights", "total", "capacity", "fits", "free"]
-            if arch:
-                cols[2:2] = ["engine"]
-                cols[4:4] = ["KV", "overhead"]
-                cols += [f"ctx @{request.concurrency}", f"users @{request.context}", "why not"]
-        else:
-            cols = ["model", "format", "needs GB", "fits"]
-            if arch:
-                cols[2:2] = ["engine"]
-                cols += [f"ctx @{request.concurrency}", f"users @{request.context}"]
-        for col in cols:
-            left = col in ("model", "format", "engine", "why not", "fits")
-            table.add_column(col, justify="left" if left else "right", overflow="fold")
+        columns = _plan_columns(request, wide, arch)
+        for header, left, _ in columns:
+            table.add_column(header, justify="left" if left else "right", overflow="fold")
         for r in prof_rows:
-            fit = Text("yes", style="green") if r.fits else Text("no", style="red")
-            ctx = f"{r.max_context_tokens:,}" if r.max_context_tokens else "-"
-            users = str(r.max_concurrency) if r.max_concurrency else "-"
-            cells: list[str | Text]
-            if wide:
-                cells = [r.model, r.quant, f"{r.weights_gb:.1f}", f"{r.total_gb:.1f}",
-                         f"{r.capacity_gb:.1f}", fit, f"{r.headroom_gb:.1f}"]  # fmt: skip
-                if arch:
-                    cells[2:2] = [str(r.engine)]
-                    cells[4:4] = [f"{r.kv_cache_gb:.1f}", f"{r.overhead_gb:.1f}"]
-                    cells += [ctx, users, r.reason]
-            else:
-                cells = [r.model, r.quant, f"{r.total_gb:.1f}", fit]
-                if arch:
-                    cells[2:2] = [str(r.engine)]
-                    cells += [ctx, users]
-            table.add_row(*cells)
+            table.add_row(*(cell(r) for _, _, cell in columns))
         console.print(table)
     if arch:
         console.print(

@@ -228,8 +228,9 @@ def run(
     import ansible_runner
 
     root = runs_root()
-    root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o700)
+    # Made 0700 when airig makes it; an existing directory (AIRIG_RUNS_DIR=/tmp...) keeps its
+    # mode: each run directory is 0700 itself.
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     run_dir = root / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(mode=0o700, exist_ok=True)
     run_dir.chmod(0o700)
@@ -238,9 +239,7 @@ def run(
     env_dir = run_dir / "env"
     env_dir.mkdir(mode=0o700, exist_ok=True)
     extravars = {**({"profile_name": profile} if profile else {}), **(extra_vars or {})}
-    fd = os.open(env_dir / "extravars", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(extravars, fh)
+    _write_private(env_dir / "extravars", json.dumps(extravars))
     progress = Progress()
     progress.total = _estimate_tasks(profile)
     cmdline = []
@@ -288,12 +287,10 @@ def run(
         code = EXIT_FAILED
     else:
         code = EXIT_OK
-    log = os.open(run_dir / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(log, "w") as fh:
-        fh.write(result.stdout.read() if result.stdout else "")
+    text = result.stdout.read() if result.stdout else ""
+    _write_private(run_dir / "stdout.log", text)
     if code == EXIT_FAILED and not progress.failures:
         # Failed before any task (no host matched --limit, a syntax error...): say why.
-        text = (run_dir / "stdout.log").read_text(errors="replace")
         lines = [ln for ln in text.splitlines() if "ERROR" in ln or "Could not match" in ln]
         why = " ".join(" ".join(lines[-3:]).split()) or f"ansible-playbook exited {result.rc}"
         progress.failures.append({"host": "-", "task": "(before any task)", "msg": why[:2000]})
@@ -307,6 +304,13 @@ def run(
         except (OSError, ValueError):
             summary = None
     return Outcome(code, run_dir, progress, stats, summary)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (0600 from creation on)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def _forget_environment(run_dir: Path) -> None:

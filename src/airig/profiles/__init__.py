@@ -261,6 +261,11 @@ def engines_driver_need(engines: tuple[str, ...] | list[str]) -> tuple[int, str]
     return need
 
 
+def served_engine(served: ServedModel, catalog: Any) -> str:
+    """The engine that serves a profile's model: its own, else its format's first."""
+    return served.engine or str(catalog.quant(served.quant).engines[0])
+
+
 def _check_cross_fields(profile: Profile) -> None:
     """Rules the schema cannot express: models and quants from the catalog, engines enabled."""
     from airig.planner.catalog import Catalog
@@ -288,7 +293,7 @@ def _check_cross_fields(profile: Profile) -> None:
             quant = catalog.quant(served.quant)
         except CatalogError as exc:
             raise ProfileError(f"{src}: field {where}.quant: {exc}") from exc
-        engine = served.engine or quant.engines[0]
+        engine = served_engine(served, catalog)
         if engine not in quant.engines:
             raise ProfileError(
                 f'{src}: field {where}.engine: bad value "{engine}": format {quant.name} '
@@ -364,7 +369,7 @@ def unpinned(profile: Profile) -> list[str]:
     for i, served in enumerate(profile.models):
         if not served.source:
             continue
-        engine = served.engine or catalog.quant(served.quant).engines[0]
+        engine = served_engine(served, catalog)
         if engine == "vllm":
             if not served.source.startswith("/") and not served.revision:
                 found.append(f"models[{i}] {served.name}: Hugging Face repo without revision")
