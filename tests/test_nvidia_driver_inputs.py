@@ -87,21 +87,30 @@ def test_valid_input_passes(tmp_path: Path) -> None:
         ),
         (
             {"nvidia_driver_branch": "570"},
-            "Debian 12 ships NVIDIA driver branch 535, not 570: set nvidia_driver_branch: '535'",
+            "debian-12: the distribution's own packages carry driver branch 535, not 570: set "
+            "nvidia_driver_branch: '535'",
         ),
         (
             {"nvidia_driver_version": "550.163.01-2"},
             "nvidia_driver_version empty or a version of that branch",
         ),
-        ({"nvidia_driver_branch": "57"}, "a three-digit branch such as '570'"),
+        ({"nvidia_driver_branch": "57"}, "a three-digit branch such as '580'"),
         ({"nvidia_driver_power_limit_w": 20}, "nvidia_driver_power_limit_w null or 50-1500 W"),
         (
             {"nvidia_driver_secure_boot": "on"},
             "Secure Boot is on: the kernel loads only signed modules",
         ),
         (
-            {"nvidia_driver_source": "cuda_repo", "nvidia_driver_branch": "570"},
+            {"nvidia_driver_source": "cuda_repo", "nvidia_driver_branch": "580"},
             "needs nvidia_driver_cuda_key_checksum",
+        ),
+        (
+            {"nvidia_driver_source": "cuda_repo", "nvidia_driver_branch": "570"},
+            "driver branch 570 (end of life): airig installs branches 580, 595",
+        ),
+        (
+            {"nvidia_driver_version": "535.309.01-0+deb12u1", "nvidia_driver_open_modules": True},
+            "contrib has no nvidia-open-kernel-dkms of that version",
         ),
     ],
 )
@@ -143,8 +152,15 @@ def test_cuda_repo_templates(tmp_path: Path) -> None:
     out = tmp_path / "out"
     tasks = [
         {
-            "name": "Load Ubuntu 24.04's variables",
-            "ansible.builtin.include_vars": {"file": str(ROLE / "vars" / "Ubuntu_24.yml")},
+            "name": "Resolve Ubuntu 24.04's driver set",
+            "ansible.builtin.set_fact": {
+                "nvidia_driver__matrix": "{{ lookup('airig.rig.driver_matrix', 'ubuntu-24.04', "
+                "source='cuda_repo', branch='580', kernel='6.8.0-45-generic') }}"
+            },
+        },
+        {
+            "name": "Load the role's variables",
+            "ansible.builtin.include_vars": {"file": str(ROLE / "vars" / "main.yml")},
         },
         {
             "name": "Render",
@@ -157,13 +173,17 @@ def test_cuda_repo_templates(tmp_path: Path) -> None:
         },
         {
             "name": "Show the Ubuntu package set",
-            "ansible.builtin.debug": {"msg": "{{ nvidia_driver__distro_packages | to_json }}"},
+            "ansible.builtin.debug": {
+                "msg": "{{ lookup('airig.rig.driver_matrix', 'ubuntu-24.04', source='distro', "
+                "branch='580', kernel='6.8.0-45-generic', open_modules=item) }}"
+            },
+            "loop": [True, False],
         },
     ]
     out.mkdir()
     extra = {
-        "nvidia_driver_branch": "575",
-        "nvidia_driver_version": "575.57.08-0ubuntu1",
+        "nvidia_driver_branch": "580",
+        "nvidia_driver_version": "580.95.05-0ubuntu1",
         "nvidia_driver_cuda_repo_url": "https://mirror.example.internal/cuda",
     }
     import yaml
@@ -174,14 +194,15 @@ def test_cuda_repo_templates(tmp_path: Path) -> None:
     sources = (out / "cuda.sources").read_text()
     assert "URIs: https://mirror.example.internal/cuda/ubuntu2404/x86_64/" in sources
     assert "Signed-By: /usr/share/keyrings/airig-cuda-archive-keyring.asc" in sources
-    assert "Pin: version 575.*" in (out / "cuda-branch.pref").read_text()
-    assert "Pin: version 575.57.08-0ubuntu1" in (out / "nvidia-driver.pref").read_text()
+    assert "Pin: version 580.*" in (out / "cuda-branch.pref").read_text()
+    assert "Pin: version 580.95.05-0ubuntu1" in (out / "nvidia-driver.pref").read_text()
     text = flat(run)
     for pkg in (
-        "nvidia-headless-575-server-open",
-        "linux-modules-nvidia-575-server-open-generic",
-        "nvidia-headless-575-server",
-        "nvidia-utils-575-server",
+        "nvidia-headless-580-server-open",
+        "linux-modules-nvidia-580-server-open-generic",
+        "nvidia-headless-580-server",
+        "nvidia-utils-580-server",
+        "libnvidia-compute-580-server",
     ):
         assert pkg in text
 

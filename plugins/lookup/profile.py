@@ -51,31 +51,15 @@ _raw:
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleError, AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
+from ansible_collections.airig.rig.plugins.plugin_utils.airig_lookup import AirigLookup
 
 try:
     from airig import profiles as airig_profiles
-    from airig.errors import AirigError
-except ImportError as exc:  # pragma: no cover - exercised only without the package
-    AIRIG_IMPORT_ERROR: ImportError | None = exc
-else:
-    AIRIG_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - AirigLookup says what is missing
+    airig_profiles = None
 
 
-class LookupModule(LookupBase):
-    def run(self, terms: list[Any], variables: Any = None, **kwargs: Any) -> list[Any]:
-        if AIRIG_IMPORT_ERROR is not None:
-            raise AnsibleError(
-                "the airig Python package is missing on the controller: install it with "
-                "'pip install airig' (it carries this collection)"
-            ) from AIRIG_IMPORT_ERROR
-        self.set_options(var_options=variables, direct=kwargs)
+class LookupModule(AirigLookup):
+    def one(self, term: str) -> Any:
         dirs = tuple(Path(d) for d in self.get_option("profiles_dirs"))
-        result = []
-        for term in terms:
-            try:
-                result.append(airig_profiles.load(str(term), dirs).raw)
-            except AirigError as exc:
-                raise AnsibleLookupError(str(exc)) from exc
-        return result
+        return airig_profiles.load(term, dirs).raw

@@ -351,6 +351,77 @@ def verify_cmd(
     raise typer.Exit(report.exit_code)
 
 
+@app.command("doctor")
+def doctor_cmd(
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile whose engines to check (name or file).",
+            show_default=False,
+        ),
+    ] = None,
+    distro: Annotated[
+        str | None,
+        typer.Option(
+            help="Another box's distribution, e.g. ubuntu-24.04. Default: this one's.",
+            show_default=False,
+        ),
+    ] = None,
+    kernel: Annotated[
+        str | None,
+        typer.Option(
+            help="Its kernel release (uname -r). Default: this one's.", show_default=False
+        ),
+    ] = None,
+    hwe: Annotated[
+        bool | None,
+        typer.Option(
+            "--hwe/--ga",
+            help="Ubuntu: the HWE kernel or the GA one. Default: read dpkg.",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[str, typer.Option(help="Driver source: distro or cuda_repo.")] = "distro",
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            help="Driver branch. Default: the role's (or the profile's minimum).",
+            show_default=False,
+        ),
+    ] = None,
+    open_modules: Annotated[
+        bool, typer.Option("--open/--proprietary", help="Open or proprietary kernel modules.")
+    ] = True,
+    profiles_dir: ProfilesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the driver matrix a box would get: distribution, kernel flavour, source, branch,
+    packages, engines and the CUDA they need, and why. Changes nothing.
+
+    Exit codes: 0 the combination works; 1 an engine needs more than it gets; 2 refused (the
+    message says what to set)."""
+    from airig import doctor
+
+    with _user_errors():
+        report = doctor.run(
+            distro, kernel, source, branch, open_modules, profile, tuple(profiles_dir or ()), hwe
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        raise typer.Exit(report.exit_code)
+    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("why", overflow="fold")
+    colors = {"ok": "", "warn": "yellow", "fail": "red", "refused": "bold red"}
+    for f in report.findings:
+        table.add_row(f.what, Text(f.value, style=colors[f.verdict]), f.why)
+    out.print(table)
+    raise typer.Exit(report.exit_code)
+
+
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 

@@ -1,0 +1,94 @@
+"""`airig doctor` (issue 11): the driver matrix a box would get and why, from this machine's
+facts or from options naming another box; exit 0 works, 1 an engine needs more, 2 refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from airig import doctor
+from airig.cli import app
+
+RUNNER = CliRunner()
+
+
+def run(*args: str) -> tuple[int, dict]:
+    result = RUNNER.invoke(app, ["doctor", "--json", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def by_what(report: dict) -> dict[str, dict]:
+    return {f["what"]: f for f in report["findings"]}
+
+
+def test_hwe_box_with_the_business_profile() -> None:
+    code, report = run(
+        "--distro", "ubuntu-24.04", "--kernel", "6.11.0-29-generic", "--hwe", "-p", "business"
+    )
+    assert code == 0
+    found = by_what(report)
+    assert "generic-hwe-24.04" in found["kernel"]["why"]
+    assert (
+        found["kernel module"]["value"] == "linux-modules-nvidia-580-server-open-generic-hwe-24.04"
+    )
+    assert found["NVML"]["value"].startswith("libnvidia-compute-580-server")
+    assert found["vllm"]["value"] == "0.33.0: CUDA 13.0, needs branch 580"
+    assert report["resolved"]["packages"][0] == "nvidia-headless-580-server-open"
+
+
+def test_old_branch_and_old_python_fail_naming_why() -> None:
+    code, report = run(
+        "--distro",
+        "ubuntu-22.04",
+        "--kernel",
+        "6.8.0-40-generic",
+        "--branch",
+        "535",
+        "-p",
+        "business",
+    )
+    assert code == 1
+    fails = [f for f in report["findings"] if f["verdict"] == "fail"]
+    text = " ".join(f["why"] for f in fails)
+    assert "branch 535 is too old" in text
+    assert "vllm needs Python 3.11 or newer; ubuntu-22.04's python3 is 3.10" in text
+
+
+def test_refused_combination_exits_2_with_the_fix() -> None:
+    code, report = run(
+        "--distro", "debian-13", "--kernel", "6.12.57-1-amd64", "--source", "cuda_repo"
+    )
+    assert code == 2
+    (refused,) = [f for f in report["findings"] if f["verdict"] == "refused"]
+    assert (
+        "starts at branch 590" in refused["why"] and "nvidia_driver_branch: '595'" in refused["why"]
+    )
+
+
+def test_reads_this_machine(tmp_path: Path) -> None:
+    """Without options doctor reads /etc/os-release and uname -r (here: a recorded os-release)."""
+    osr = tmp_path / "os-release"
+    osr.write_text('PRETTY_NAME="Ubuntu 24.04.3 LTS"\nID=ubuntu\nVERSION_ID="24.04"\n')
+    report = doctor.run(os_release=osr, kernel="6.8.0-45-generic", source="cuda_repo", branch="595")
+    found = {f.what: f for f in report.findings}
+    assert found["distribution"].why == f"from {osr}"
+    assert found["packages"].value == "nvidia-driver-pinning-595 nvidia-open"
+    assert report.exit_code == 0
+
+
+def test_table_fits_a_narrow_terminal() -> None:
+    result = RUNNER.invoke(
+        app,
+        ["doctor", "--distro", "ubuntu-24.04", "--kernel", "6.8.0-45-generic", "-p", "team"],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "Traceback" not in result.stdout
+
+
+def test_unknown_distribution_is_refused() -> None:
+    code, report = run("--distro", "rhel-9", "--kernel", "5.14.0-1-x")
+    assert code == 2 and "airig provisions debian-12" in report["findings"][0]["why"]
