@@ -286,3 +286,46 @@ def test_roles_refuse_an_old_python(
     out = run_play(tmp_path, [task], {"profile_spec": profiles.load("business").raw, **extra})
     assert out.startswith("rc=2"), out[-2000:]
     assert needle in out
+
+
+def test_cuda_toolkit_is_the_data_files() -> None:
+    """Item 9: the llama_cpp role's toolkit (version, branch, apt names, hashed wheels) is the
+    data file's, and the apt names are in NVIDIA's recorded indices."""
+    import yaml
+
+    data = drivers()["cuda_toolkit"]
+    role = yaml.safe_load((REPO / "roles/llama_cpp/vars/main.yml").read_text())
+    assert role["llama_cpp__cuda_version"] == data["version"]
+    assert role["llama_cpp__cuda_min_branch"] == data["min_branch"]
+    assert role["llama_cpp__cuda_repo_packages"] == data["cuda_repo_packages"]
+    for cuda_distro in ("debian12", "debian13", "ubuntu2204", "ubuntu2404"):
+        assert set(data["cuda_repo_packages"]) <= index_names(f"cuda-{cuda_distro}")
+    reqs = REPO / f"roles/llama_cpp/files/requirements/cuda-toolkit-{data['version']}.txt"
+    text = reqs.read_text()
+    pins = dict(line.split(" ")[0].split("==") for line in text.splitlines() if "==" in line)
+    assert set(pins) == {
+        "nvidia-cublas",
+        "nvidia-cuda-cccl",
+        "nvidia-cuda-crt",
+        "nvidia-cuda-nvcc",
+        "nvidia-cuda-runtime",
+        "nvidia-nvvm",
+    }
+    assert all(v.startswith(data["version"]) for k, v in pins.items() if k != "nvidia-cublas")
+    assert text.count("--hash=sha256:") == len(pins)
+
+
+def test_llama_cpp_refuses_a_driver_too_old_for_its_toolkit(tmp_path: Path) -> None:
+    from airig import profiles
+
+    data = profiles.load("home").raw
+    data["driver"]["min_branch"] = 570
+    task = {
+        "name": "Validate",
+        "ansible.builtin.include_role": {"name": "airig.rig.llama_cpp", "tasks_from": "validate"},
+    }
+    out = run_play(tmp_path, [task], {"profile_spec": data})
+    assert out.startswith("rc=2"), out[-2000:]
+    assert "The CUDA 13.0 toolkit airig installs needs NVIDIA driver branch 580" in out
+    out = run_play(tmp_path, [task], {"profile_spec": data, "llama_cpp_cuda_toolkit": "system"})
+    assert out.startswith("rc=0"), out[-2000:]

@@ -168,3 +168,27 @@ def test_unpinned_vllm_repo_is_refused_without_consent(tmp_path: Path) -> None:
     pinned = copy.deepcopy(data)
     pinned["models"][0]["revision"] = "0" * 40
     assert run_role(tmp_path, "vllm", ["validate"], {"profile_spec": pinned}).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "outcome"),
+    [
+        ("v0.32.7", "ok"),  # the default: its .tar.zst sum is pinned in the role
+        ("v0.34.1", "no sha256 is pinned for v0.34.1/ollama-linux-amd64.tar.zst"),
+        ("v0.14.0", "no sha256 is pinned for v0.14.0/ollama-linux-amd64.tar.zst"),
+        ("v0.13.0", "no sha256 is pinned for v0.13.0/ollama-linux-amd64.tgz"),
+        ("v0.32.7/../../x", "ollama_version a release tag such as v0.32.7"),
+    ],
+)
+def test_ollama_archive_follows_the_version(tmp_path: Path, version: str, outcome: str) -> None:
+    """Issue 11 item 6: since v0.14.0 Linux releases ship only .tar.zst; the archive name is
+    derived from the version and the default release's sha256 is pinned in the role."""
+    data = profiles.load("home").raw
+    out = run_role(
+        tmp_path, "ollama", ["validate"], {"profile_spec": data, "ollama_version": version}
+    )
+    text = " ".join((out.stdout + out.stderr).split())
+    if outcome == "ok":
+        assert out.returncode == 0, text[-2000:]
+    else:
+        assert out.returncode != 0 and outcome in text, text[-2000:]

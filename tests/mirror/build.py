@@ -4,7 +4,7 @@ downloads). Containers use host networking, so roles fetch from it as from any m
 
   llama.cpp/llama_cpp_python-<v>.tar.gz   PyPI sdist; its vendor/llama.cpp is the source tree
   models/tiny-scripted.gguf               TEST MODEL (tests/mirror/tiny_gguf.py)
-  ollama/<v>/ollama-linux-amd64.tgz       TEST DOUBLE archive (tests/mirror/ollama_standin)
+  ollama/<v>/ollama-linux-amd64.tar.zst   TEST DOUBLE archive (tests/mirror/ollama_standin)
   ollama/<v>/sha256sum.txt                as upstream publishes next to its archives
   ollama/<v>-tampered/...                 an archive that does not match its sha256sum.txt
   wheels/torch-*+cpu-*.whl                this machine's CPU torch wheel (pip --find-links)
@@ -16,7 +16,6 @@ Usage: python tests/mirror/build.py [--dir D] [--port P] [--serve]
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import io
 import json
@@ -38,9 +37,9 @@ import tiny_gguf  # noqa: E402
 LLAMA_CPP_PYTHON = "0.3.36"
 # PyPI's published sha256 of llama_cpp_python-0.3.36.tar.gz (also the llama_cpp role default).
 LLAMA_CPP_SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
-OLLAMA_STANDIN_VERSION = "v0.0.0-airig-standin"
+OLLAMA_STANDIN_VERSION = "v0.99.0-airig-standin"
 # A release whose sha256sum.txt does not match its archive (a tampered or corrupted mirror).
-OLLAMA_TAMPERED_VERSION = "v0.0.1-airig-standin-tampered"
+OLLAMA_TAMPERED_VERSION = "v0.99.1-airig-standin-tampered"
 DEFAULT_DIR = Path(os.environ.get("AIRIG_MIRROR_DIR", "/var/cache/airig/mirror"))
 DEFAULT_PORT = int(os.environ.get("AIRIG_MIRROR_PORT", "8765"))
 
@@ -101,7 +100,8 @@ def tiny_model(root: Path, sdist: Path) -> Path:
 
 
 def ollama_standin(root: Path) -> Path:
-    out = root / "ollama" / OLLAMA_STANDIN_VERSION / "ollama-linux-amd64.tgz"
+    # Releases from v0.14.0 on ship .tar.zst (the zstd command compresses: Python 3.11 cannot).
+    out = root / "ollama" / OLLAMA_STANDIN_VERSION / "ollama-linux-amd64.tar.zst"
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -117,7 +117,12 @@ def ollama_standin(root: Path) -> Path:
             b"Stand-in for ollama's CUDA/CPU runner libraries.\n",
             0o644,
         )
-    data = gzip.compress(buf.getvalue(), mtime=0)  # same bytes every build
+    data = subprocess.run(
+        ["zstd", "-q", "-19", "--no-check", "-c"],
+        input=buf.getvalue(),
+        capture_output=True,
+        check=True,
+    ).stdout  # same bytes every build
     if not out.exists() or out.read_bytes() != data:
         out.write_bytes(data)
     (out.parent / "sha256sum.txt").write_text(f"{sha256(out)}  ./{out.name}\n")

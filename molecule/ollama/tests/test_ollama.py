@@ -25,11 +25,12 @@ UNIT = "airig-ollama.service"
 
 def test_release_unpacked_with_upstream_layout(host):
     assert (
-        host.file("/opt/airig/ollama/current").linked_to == "/opt/airig/ollama/v0.0.0-airig-standin"
+        host.file("/opt/airig/ollama/current").linked_to
+        == "/opt/airig/ollama/v0.99.0-airig-standin"
     )
     assert host.file("/opt/airig/ollama/current/bin/ollama").mode == 0o755
     assert host.file("/opt/airig/ollama/current/lib/ollama").is_directory
-    assert not host.file("/opt/airig/ollama/v0.0.0-airig-standin.partial").exists
+    assert not host.file("/opt/airig/ollama/v0.99.0-airig-standin.partial").exists
 
 
 def test_user_and_unit(host):
@@ -61,7 +62,7 @@ def test_environment_from_the_planner(host):
 
 def test_version_endpoint(host):
     status, body = http(host, "http://127.0.0.1:11434/api/version")
-    assert status == 200 and json.loads(body)["version"] == "0.0.0-airig-standin"
+    assert status == 200 and json.loads(body)["version"] == "0.99.0-airig-standin"
 
 
 def test_model_imported_from_the_data_directory(host):
@@ -96,7 +97,7 @@ def test_proxy_requires_the_key_on_every_route(host):
         assert http(host, PROXY + path)[0] == 401, path
         assert http(host, PROXY + path, "wrong-key")[0] == 401, path
     status, body = http(host, PROXY + "/api/version", secret)
-    assert status == 200 and json.loads(body)["version"] == "0.0.0-airig-standin"
+    assert status == 200 and json.loads(body)["version"] == "0.99.0-airig-standin"
 
 
 def test_proxy_key_and_config(host):
