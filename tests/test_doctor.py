@@ -38,22 +38,21 @@ def test_hwe_box_with_the_business_profile() -> None:
     assert report["resolved"]["packages"][0] == "nvidia-headless-580-server-open"
 
 
-def test_old_branch_and_old_python_fail_naming_why() -> None:
-    code, report = run(
-        "--distro",
-        "ubuntu-22.04",
-        "--kernel",
-        "6.8.0-40-generic",
-        "--branch",
-        "535",
-        "-p",
-        "business",
-    )
+def test_old_python_fails_naming_why() -> None:
+    code, report = run("--distro", "ubuntu-22.04", "--kernel", "6.8.0-40-generic", "-p", "business")
     assert code == 1
     fails = [f for f in report["findings"] if f["verdict"] == "fail"]
-    text = " ".join(f["why"] for f in fails)
-    assert "branch 535 is too old" in text
-    assert "vllm needs Python 3.11 or newer; ubuntu-22.04's python3 is 3.10" in text
+    assert [f["what"] for f in fails] == ["vllm"]
+    assert "vllm needs Python 3.11 or newer; ubuntu-22.04's python3 is 3.10" in fails[0]["why"]
+
+
+def test_branch_too_old_for_blackwell_is_refused() -> None:
+    code, report = run(
+        "--distro", "ubuntu-22.04", "--kernel", "6.8.0-40-generic", "--branch", "535", "-p", "team"
+    )
+    assert code == 2
+    refused = [f for f in report["findings"] if f["verdict"] == "refused"]
+    assert "on branch 570 or newer" in refused[0]["why"]
 
 
 def test_refused_combination_exits_2_with_the_fix() -> None:
@@ -92,3 +91,13 @@ def test_table_fits_a_narrow_terminal() -> None:
 def test_unknown_distribution_is_refused() -> None:
     code, report = run("--distro", "rhel-9", "--kernel", "5.14.0-1-x")
     assert code == 2 and "airig provisions debian-12" in report["findings"][0]["why"]
+
+
+def test_blackwell_profile_refuses_proprietary_modules() -> None:
+    code, report = run(
+        "--distro", "ubuntu-24.04", "--kernel", "6.8.0-45-generic", "--proprietary", "-p", "home"
+    )
+    assert code == 2
+    assert "(Blackwell): NVIDIA supports them only with the open kernel modules" in " ".join(
+        f["why"] for f in report["findings"]
+    )

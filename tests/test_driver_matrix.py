@@ -329,3 +329,12 @@ def test_llama_cpp_refuses_a_driver_too_old_for_its_toolkit(tmp_path: Path) -> N
     assert "The CUDA 13.0 toolkit airig installs needs NVIDIA driver branch 580" in out
     out = run_play(tmp_path, [task], {"profile_spec": data, "llama_cpp_cuda_toolkit": "system"})
     assert out.startswith("rc=0"), out[-2000:]
+
+
+def test_blackwell_needs_open_modules_from_the_data() -> None:
+    with pytest.raises(matrix.MatrixError, match=r"compute capability 12\.0 \(Blackwell\)"):
+        matrix.resolve("ubuntu-24.04", "distro", 580, False, "generic", "", "12.0")
+    with pytest.raises(matrix.MatrixError, match="nvidia_driver_branch: '580'"):
+        matrix.resolve("debian-12", "distro", 535, True, "", "", "12.0")
+    assert matrix.resolve("ubuntu-24.04", "distro", 580, True, "generic", "", "12.0").packages
+    assert matrix.resolve("debian-12", "distro", 535, False, "", "", "8.9").packages

@@ -45,6 +45,10 @@ options:
     description: The exact driver version asked for, if any.
     type: str
     default: ""
+  compute_capability:
+    description: The GPUs' compute capability (10.0 and up, Blackwell, needs open modules, 570+).
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -84,4 +88,5 @@ class LookupModule(AirigLookup):
             bool(self.get_option("open_modules")),
             flavour,
             str(self.get_option("version")),
+            str(self.get_option("compute_capability")),
         ).to_dict()

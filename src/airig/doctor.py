@@ -138,7 +138,8 @@ def run(
     else:
         bwhere = "from --branch"
     try:
-        r = matrix.resolve(distro, source, branch, open_modules, flavour)
+        cc = (prof.gpus.compute_capability or "") if prof and prof.gpus.count else ""
+        r = matrix.resolve(distro, source, branch, open_modules, flavour, "", cc)
     except matrix.MatrixError as exc:
         add(Finding("driver", f"{source}, branch {branch}", str(exc), "refused"))
         return report

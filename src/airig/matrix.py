@@ -95,9 +95,11 @@ def resolve(
     open_modules: bool = True,
     flavour: str = "",
     version: str = "",
+    compute_capability: str = "",
 ) -> Resolved:
     """The package set for one combination, or MatrixError saying what to change."""
     data = drivers()
+    _check_blackwell(compute_capability, branch, open_modules)
     if distro not in data["distros"]:
         raise MatrixError(f"distribution {distro!r}: airig provisions {', '.join(data['distros'])}")
     if source not in SOURCES:
@@ -208,6 +210,26 @@ def resolve(
         python=info["python"],
         notes=notes,
     )
+
+
+def _check_blackwell(compute_capability: str, branch: int | str, open_modules: bool) -> None:
+    rule = drivers()["blackwell"]
+    try:
+        cc = float(compute_capability) if compute_capability else 0.0
+    except ValueError:
+        raise MatrixError(
+            f"compute capability {compute_capability!r}: expected a number such as 12.0"
+        ) from None
+    if cc < float(rule["min_compute_capability"]):
+        return
+    if not open_modules or not str(branch).isdigit() or int(branch) < int(rule["min_branch"]):
+        raise MatrixError(
+            f"The profile's GPUs have compute capability {compute_capability} (Blackwell): NVIDIA "
+            f"supports them only with the open kernel modules on branch {rule['min_branch']} or "
+            "newer. Set nvidia_driver_open_modules: true and nvidia_driver_branch: "
+            f"'{drivers()['default_branch']}' (the long-term branch); on Debian use "
+            "nvidia_driver_source: cuda_repo, whose packages carry those branches"
+        )
 
 
 def combinations() -> list[tuple[str, str, int, bool, str]]:

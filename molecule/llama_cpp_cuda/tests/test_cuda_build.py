@@ -24,10 +24,13 @@ def test_toolkit_from_the_wheels(host):
     assert "--hash=sha256:" in host.file("/opt/airig/cuda-13.0/requirements.txt").content_string
 
 
-def test_build_log_names_the_architecture(host):
+def test_build_names_the_architecture(host):
+    """llama.cpp turns the profile's 120 into 120a (Blackwell's FP4 instructions); nvcc's flags
+    compile SASS for sm_120a and PTX for compute_120a."""
     log = host.file(LOG).content_string
-    assert re.search(r"CMAKE_CUDA_ARCHITECTURES=120a-real", log), log[-3000:]
-    assert "sm_120a" in log
+    assert re.search(r"Using CMAKE_CUDA_ARCHITECTURES=120a\b", log), log[-3000:]
+    flags = host.file(f"{BUILD.replace('/0.3.36', '/build/0.3.36')}/ggml/src/ggml-cuda/CMakeFiles/ggml-cuda.dir/flags.make")
+    assert "--generate-code=arch=compute_120a,code=[compute_120a,sm_120a]" in flags.content_string
 
 
 def test_binary_links_cuda_and_holds_sm_120a(host):
