@@ -338,3 +338,34 @@ def test_blackwell_needs_open_modules_from_the_data() -> None:
         matrix.resolve("debian-12", "distro", 535, True, "", "", "12.0")
     assert matrix.resolve("ubuntu-24.04", "distro", 580, True, "generic", "", "12.0").packages
     assert matrix.resolve("debian-12", "distro", 535, False, "", "", "8.9").packages
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_version_report_reads_the_loaded_module(tmp_path: Path, loaded: bool) -> None:
+    """Item 5: the box's version report takes the driver version from the loaded module
+    (/proc/driver/nvidia/version; a recorded copy here), else from the package that owns
+    libnvidia-ml.so.1 - none on this machine, which the report says instead of guessing."""
+    proc = tmp_path / "version"
+    if loaded:
+        proc.write_text(
+            "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.95.05  Release Build  "
+            "(dvs-builder@U22-I3-AF03-09-1)  Tue Sep 23 09:46:24 UTC 2025\n"
+        )
+    tasks = [
+        {
+            "name": "Versions",
+            "ansible.builtin.import_tasks": str(REPO / "playbooks/tasks/versions.yml"),
+        },
+        {"name": "Show", "ansible.builtin.debug": {"msg": "driver=[{{ v.driver }}]"}},
+    ]
+    extra = {
+        "airig_versions_fact": "v",
+        "profile_spec": {"engines": []},
+        "airig_versions_driver_proc": str(proc),
+    }
+    out = run_play(tmp_path, tasks, extra)
+    assert out.startswith("rc=0"), out[-2000:]
+    if loaded:
+        assert "driver=[580.95.05 (loaded module)]" in out
+    else:  # this machine has no NVML library; one that has says "(<package>; module not loaded)"
+        assert "driver=[not answering (rc 1)]" in out or "; module not loaded)]" in out
