@@ -369,3 +369,35 @@ def test_version_report_reads_the_loaded_module(tmp_path: Path, loaded: bool) ->
         assert "driver=[580.95.05 (loaded module)]" in out
     else:  # this machine has no NVML library; one that has says "(<package>; module not loaded)"
         assert "driver=[not answering (rc 1)]" in out or "; module not loaded)]" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"llama_cpp_cuda_toolkit_dir": "/opt/cuda 13"}, "must be absolute paths"),
+        ({"llama_cpp_cuda_toolkit_dir": "/opt/airig/../../etc"}, "without '.' or '..' parts"),
+        ({"llama_cpp_cuda_toolkit_dir": "opt/cuda"}, "must be absolute paths"),
+        ({"llama_cpp_cuda_home": "/usr/local/cuda;id"}, "must be absolute paths"),
+        ({"llama_cpp_cuda_home": "/usr/local/cuda\n"}, "must be absolute paths"),
+        (
+            {"llama_cpp_cuda_pip_index_url": "http://mirror/simple --trusted-host evil"},
+            "an http(s) URL without spaces",
+        ),
+        ({"llama_cpp_cuda_pip_index_url": "file:///srv/wheels"}, "an http(s) URL"),
+        ({"llama_cpp_cuda_pip_index_url": "--pre"}, "an http(s) URL"),
+    ],
+)
+def test_llama_cpp_cuda_values_are_checked_for_their_use(
+    tmp_path: Path, extra: dict[str, object], needle: str
+) -> None:
+    """The toolkit's directory and home reach root's build script and symlink targets, its index
+    URL pip's command line: no spaces, shell characters, newlines, '..' or other schemes."""
+    from airig import profiles
+
+    task = {
+        "name": "Validate",
+        "ansible.builtin.include_role": {"name": "airig.rig.llama_cpp", "tasks_from": "validate"},
+    }
+    out = run_play(tmp_path, [task], {"profile_spec": profiles.load("home").raw, **extra})
+    assert out.startswith("rc=2"), out[-2000:]
+    assert needle in out

@@ -95,6 +95,11 @@ def test_valid_input_passes(tmp_path: Path) -> None:
             "nvidia_driver_version empty or a version of that branch",
         ),
         ({"nvidia_driver_branch": "57"}, "a three-digit branch such as '580'"),
+        (
+            # reaches the apt preferences file: a newline would add a stanza of its own
+            {"nvidia_driver_version": "535.261.03-1\nPackage: *\nPin-Priority: 1001"},
+            "nvidia_driver_version empty or a version of that branch",
+        ),
         ({"nvidia_driver_power_limit_w": 20}, "nvidia_driver_power_limit_w null or 50-1500 W"),
         (
             {"nvidia_driver_secure_boot": "on"},
