@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,6 +21,24 @@ DATA = Path(__file__).resolve().parent / "data"
 # Tests import the collection's Python (ansible_collections.airig.rig...) from this checkout,
 # never from a copy an editable install left in site-packages.
 sys.path.insert(0, str(REPO / "collections"))
+
+
+def play_tasks(
+    tmp_path: Path, tasks: list[dict[str, Any]], extra: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """Run tasks on localhost (no facts gathered) with extra vars, through this checkout's
+    ansible-playbook, as the roles' render and refusal tests do."""
+    book = tmp_path / "play.yml"
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-e", json.dumps(extra), str(book)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(autouse=True)

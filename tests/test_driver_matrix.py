@@ -5,20 +5,15 @@ Debian's real indices recorded here, Ubuntu's and NVIDIA's from public copies (e
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from airig import matrix
 from airig.profiles import drivers
-from tests.conftest import REPO
+from tests.conftest import REPO, play_tasks
 
 INDICES = REPO / "tests" / "data" / "package_indices"
-BIN = Path(sys.executable).parent
 
 
 def index_names(name: str) -> set[str]:
@@ -155,19 +150,7 @@ def test_docs_table_is_generated_from_the_data() -> None:
 
 
 def run_play(tmp_path: Path, tasks: list[dict[str, object]], extra: dict[str, object]) -> str:
-    book = tmp_path / "play.yml"
-    book.write_text(
-        json.dumps([{"name": "t", "hosts": "localhost", "gather_facts": False, "tasks": tasks}])
-    )
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t")}
-    run = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-e", json.dumps(extra), str(book)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = play_tasks(tmp_path, tasks, extra)
     return f"rc={run.returncode} " + " ".join((run.stdout + run.stderr).split())
 
 

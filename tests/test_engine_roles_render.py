@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airig import profiles
-from tests.conftest import overcommitted
-
-BIN = Path(sys.executable).parent
+from tests.conftest import overcommitted, play_tasks
 
 
 def run_role(tmp_path: Path, role: str, steps: list[str], extra: dict[str, Any]):
-    book = tmp_path / "play.yml"
     tasks = [
         {
             "name": f"{role} {step}",
@@ -29,15 +23,7 @@ def run_role(tmp_path: Path, role: str, steps: list[str], extra: dict[str, Any])
         }
         for step in steps
     ]
-    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t")}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-e", json.dumps(extra), str(book)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return play_tasks(tmp_path, tasks, extra)
 
 
 def render_vllm(tmp_path: Path, profile: dict[str, Any]) -> tuple[dict[str, str], str]:
