@@ -178,3 +178,17 @@ def test_ollama_archive_follows_the_version(tmp_path: Path, version: str, outcom
         assert out.returncode == 0, text[-2000:]
     else:
         assert out.returncode != 0 and outcome in text, text[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("role", "var"), [("vllm", "vllm_pip_index_url"), ("agent", "agent_pip_index_url")]
+)
+@pytest.mark.parametrize(
+    "url", ["http://mirror/simple --trusted-host evil", "file:///srv", "--pre"]
+)
+def test_pip_index_url_is_one_http_url(tmp_path: Path, role: str, var: str, url: str) -> None:
+    """The index URL reaches pip's command line, which is split on spaces: one http(s) URL."""
+    data = profiles.load("business").raw
+    out = run_role(tmp_path, role, ["validate"], {"profile_spec": data, var: url})
+    assert out.returncode != 0
+    assert f"{var} must be empty or an http(s) URL without spaces" in " ".join(out.stdout.split())
