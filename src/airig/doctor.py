@@ -195,13 +195,10 @@ def run(
                         engine, "CUDA build from source", "needs the CUDA toolkit (nvcc, cuBLAS)"
                     )
                 )
-            need_py = matrix.python_refusal(distro, engine)
+        for name in (*prof.engines, *prof.raw.get("agents", [])):
+            need_py = matrix.python_refusal(distro, name)
             if need_py:
-                add(Finding(engine, "Python", need_py, "fail"))
-        for agent in prof.raw.get("agents", []):
-            need_py = matrix.python_refusal(distro, agent)
-            if need_py:
-                add(Finding(agent, "Python", need_py, "fail"))
+                add(Finding(name, "Python", need_py, "fail"))
         if prof.driver_min_branch and r.branch < prof.driver_min_branch:
             add(
                 Finding(

@@ -279,9 +279,10 @@ def markdown_table() -> str:
         "| NVML library |",
         "|---|---|---|---|---|---|",
     ]
+    supported = combinations()
     for distro in data["distros"]:
         for source in SOURCES:
-            rows = [c for c in combinations() if c[0] == distro and c[1] == source and c[3]]
+            rows = [c for c in supported if c[0] == distro and c[1] == source and c[3]]
             if not rows:
                 continue
             branches = sorted({c[2] for c in rows})
