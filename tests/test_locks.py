@@ -42,9 +42,14 @@ def test_every_pip_requirement_is_pinned_and_hashed(path: Path) -> None:
 
 
 def test_the_locks_hold_the_versions_the_roles_install() -> None:
-    hermes = role_default("agent", "agent_hermes_version")
-    lock = REPO / f"roles/agent/files/requirements/hermes-agent-{hermes}-py311.txt"
-    assert f"hermes-agent=={hermes} " in re.sub(r"\\\n\s*", " ", lock.read_text())
+    release = role_default("agent", "agent_hermes_release")
+    agent_vars = yaml.safe_load((REPO / "roles/agent/vars/main.yml").read_text())
+    pinned = agent_vars["agent__hermes_releases"][release]
+    assert re.fullmatch(r"[0-9a-f]{64}", pinned["sha256"])
+    lock = REPO / f"roles/agent/files/requirements/{pinned['deps']}-py311.txt"
+    # The release's core requirements, pinned as its pyproject pins them (0.19's list).
+    for pin in ("openai==2.24.0", "pydantic==2.13.4", "rich==14.3.3", "ruamel-yaml==0.18.17"):
+        assert f"{pin} " in re.sub(r"\\\n\s*", " ", lock.read_text()), pin
     vllm = role_default("vllm", "vllm_version")
     lock = REPO / f"roles/vllm/files/requirements/vllm-{vllm}-py311.txt"
     reqs = requirements(lock)

@@ -4,6 +4,8 @@ downloads). Containers use host networking, so roles fetch from it as from any m
 
   llama.cpp/llama_cpp_python-<v>.tar.gz   PyPI sdist; its vendor/llama.cpp is the source tree
   models/tiny-scripted.gguf               TEST MODEL (tests/mirror/tiny_gguf.py)
+  hermes-agent/<tag>.tar.gz               Hermes Agent 0.19.0's PyPI sdist tree in the layout of
+                                          GitHub's tag archive (hermes-agent-2026.7.20/...)
   ollama/<v>/ollama-linux-amd64.tar.zst   TEST DOUBLE archive (tests/mirror/ollama_standin)
   ollama/<v>/sha256sum.txt                as upstream publishes next to its archives
   ollama/<v>-tampered/...                 an archive that does not match its sha256sum.txt
@@ -16,6 +18,7 @@ Usage: python tests/mirror/build.py [--dir D] [--port P] [--serve]
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -40,6 +43,10 @@ LLAMA_CPP_SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372d
 OLLAMA_STANDIN_VERSION = "v0.99.0-airig-standin"
 # A release whose sha256sum.txt does not match its archive (a tampered or corrupted mirror).
 OLLAMA_TAMPERED_VERSION = "v0.99.1-airig-standin-tampered"
+# Hermes Agent 0.19.0 is tag v2026.7.20; PyPI's sha256 of its sdist (also in its PyPI lock).
+HERMES_VERSION = "0.19.0"
+HERMES_TAG = "v2026.7.20"
+HERMES_SDIST_SHA256 = "ac986bede64a2785436676c0ea084ec586574f8cb00a9d047e095b435d3e21c0"
 DEFAULT_DIR = Path(os.environ.get("AIRIG_MIRROR_DIR", "/var/cache/airig/mirror"))
 DEFAULT_PORT = int(os.environ.get("AIRIG_MIRROR_PORT", "8765"))
 
@@ -52,9 +59,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def llama_cpp_sdist(root: Path) -> Path:
-    out = root / "llama.cpp" / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
-    if out.exists() and sha256(out) == LLAMA_CPP_SDIST_SHA256:
+def pypi_sdist(out: Path, requirement: str, want: str) -> Path:
+    """PyPI's sdist of one release, checked against its published sha256."""
+    if out.exists() and sha256(out) == want:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -67,16 +74,55 @@ def llama_cpp_sdist(root: Path) -> Path:
             "--no-deps",
             "--no-binary",
             ":all:",
-            f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+            requirement,
             "-d",
             str(out.parent),
         ],
         check=True,
     )
     got = sha256(out)
-    if got != LLAMA_CPP_SDIST_SHA256:
+    if got != want:
         out.unlink()
-        raise SystemExit(f"{out.name}: sha256 {got} is not PyPI's {LLAMA_CPP_SDIST_SHA256}")
+        raise SystemExit(f"{out.name}: sha256 {got} is not PyPI's {want}")
+    return out
+
+
+def llama_cpp_sdist(root: Path) -> Path:
+    out = root / "llama.cpp" / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
+    return pypi_sdist(out, f"llama-cpp-python=={LLAMA_CPP_PYTHON}", LLAMA_CPP_SDIST_SHA256)
+
+
+def hermes_release(root: Path) -> Path:
+    """Hermes' release archive as GitHub serves it for a tag (hermes-agent-<tag>/...), made from
+    the same release's PyPI sdist (GitHub is out of reach here): same code, sdist-only metadata
+    left out. The bytes are the same every build (sorted members, fixed times and owners)."""
+    sdist = pypi_sdist(
+        root / ".work" / f"hermes_agent-{HERMES_VERSION}.tar.gz",
+        f"hermes-agent=={HERMES_VERSION}",
+        HERMES_SDIST_SHA256,
+    )
+    out = root / "hermes-agent" / f"{HERMES_TAG}.tar.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = f"hermes-agent-{HERMES_TAG[1:]}"
+    buf = io.BytesIO()
+    with (
+        tarfile.open(sdist) as src,
+        tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for member in sorted(src.getmembers(), key=lambda m: m.name):
+            rel = member.name.partition("/")[2]
+            if rel in ("PKG-INFO", "setup.cfg") or rel.startswith("hermes_agent.egg-info"):
+                continue
+            member.name = f"{new}/{rel}" if rel else new
+            member.uid = member.gid = 0
+            member.uname = member.gname = ""
+            member.pax_headers = {}
+            tar.addfile(member, src.extractfile(member) if member.isfile() else None)
+    data = io.BytesIO()
+    with gzip.GzipFile(fileobj=data, mode="wb", mtime=0, compresslevel=9) as gz:
+        gz.write(buf.getvalue())
+    if not out.exists() or out.read_bytes() != data.getvalue():
+        out.write_bytes(data.getvalue())
     return out
 
 
@@ -154,7 +200,13 @@ def local_wheels(root: Path) -> list[Path]:
 def build(root: Path) -> dict[str, dict[str, object]]:
     root.mkdir(parents=True, exist_ok=True)
     sdist = llama_cpp_sdist(root)
-    files = [sdist, tiny_model(root, sdist), ollama_standin(root), *local_wheels(root)]
+    files = [
+        sdist,
+        tiny_model(root, sdist),
+        ollama_standin(root),
+        hermes_release(root),
+        *local_wheels(root),
+    ]
     manifest = {
         str(p.relative_to(root)): {"sha256": sha256(p), "size": p.stat().st_size} for p in files
     }

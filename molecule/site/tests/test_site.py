@@ -3,6 +3,7 @@ scripted test model, both agents configured against it and answering through the
 and the kill-and-rerun failure test (side_effect) leaving nothing duplicated or lost."""
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,6 +75,43 @@ def test_hermes_answers_through_the_local_engine(host):
     assert out.rc == 0, out.stdout + out.stderr
     assert REPLY in out.stdout
     assert processed(host) > before
+
+
+HERMES = "/opt/airig/hermes"
+TREE = f"{HERMES}/v2026.7.20"
+
+
+def test_hermes_runs_the_release_tree_it_was_given(host):
+    """Issue 11 item 7: the release archive's tree (sha256-checked), not a PyPI package; the
+    venv imports it with pip's metadata; the tree is root's; hermes is airig's wrapper."""
+    probe = (
+        "import importlib.metadata as m, hermes_cli;"
+        "print(m.version('hermes-agent'), hermes_cli.__file__)"
+    )
+    out = host.check_output(f'{AS_AGENT} {HERMES}/venv/bin/python -c "{probe}"')
+    assert out.split() == ["0.19.0", f"{TREE}/hermes_cli/__init__.py"]
+    tree = host.file(TREE)
+    assert tree.user == "root" and tree.mode == 0o755
+    wrapper = host.file("/usr/local/bin/hermes")
+    assert (
+        not wrapper.is_symlink
+        and f"{HERMES}/venv/bin/python -m hermes_cli.main" in wrapper.content_string
+    )
+    assert host.file(f"{TREE}/.install_method").content_string == "airig\n"
+    config = host.file("/var/lib/airig/agent/.hermes/config.yaml").content_string
+    assert "_config_version: 33\n" in config  # 0.19.0's schema, read from the release
+
+
+def test_hermes_config_check_uses_the_releases_schema(host):
+    """The role's check against the real release: a key Hermes 0.19.0 does not know (a typo),
+    an old schema version and a misplaced key are each named; exit 1."""
+    bad = "security: {allow_lazy_install: false}\nbase_url: x\n_config_version: 30\n"
+    check = f"{HERMES}/venv/bin/python {HERMES}/hermes_release.py check-config {TREE}"
+    out = host.run(f"printf '%s' {shlex.quote(bad)} | {check}")
+    assert out.rc == 1, out.stdout + out.stderr
+    assert "security.allow_lazy_install: not in this release's DEFAULT_CONFIG" in out.stderr
+    assert "_config_version: 30, the release's schema is 33" in out.stderr
+    assert "Root-level key 'base_url' looks misplaced" in out.stderr
 
 
 def test_openclaw_gateway_is_a_hardened_loopback_service(host):
