@@ -42,6 +42,7 @@ lint: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/plan_speed.py
+	$(BIN)/python bench/plan_accuracy.py
 	scripts/container-env bookworm
 	$(BIN)/python bench/converge_speed.py nvidia_driver
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,10 @@ def test_default_table_fits_the_terminal_with_whole_numbers(
     text = captured.get()
     assert "…" not in text and "llama-3.1-405b" in text and "131,072" in text
     assert max(len(line) for line in text.splitlines()) <= width
+    # Issue 12 item 4: whole GB in the default table (--wide keeps one decimal).
+    rows = [line for line in text.splitlines() if re.search(r"\s(yes|no)\s", line)]
+    assert rows and not [line for line in rows if re.search(r"\s\d+\.\d+(\s|$)", line)]
+    assert not re.search(r"capacity \d+\.\d", text)
 
 
 def test_piped_plan_prints_full_rows(runner: CliRunner) -> None:

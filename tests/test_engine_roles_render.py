@@ -96,6 +96,8 @@ def home_on_vllm() -> dict[str, Any]:
                 "--tensor-parallel-size": "8",
                 "--max-model-len": "32768",
                 "--max-num-seqs": "8",
+                # What the planner's vLLM memory model assumes (issue 12).
+                "--max-num-batched-tokens": "2048",
                 "--tool-call-parser": "llama3_json",
                 "--gpu-memory-utilization": "0.9",
                 "--model": "/srv/airig/models/hf/llama-3.1-70b",

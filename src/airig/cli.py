@@ -445,10 +445,11 @@ def _plan_columns(
     request: PlanRequest, wide: bool, arch: bool
 ) -> list[tuple[str, bool, Callable[[PlanRow], str | Text]]]:
     """The plan table's columns as (header, left-justified, cell): the default set fits 80
-    columns, --wide adds weights, KV cache, overhead, capacity, free and why not."""
+    columns in whole GB, --wide adds weights, KV cache, overhead, capacity, free and why not
+    with one decimal."""
 
     def gb(value: float) -> str:
-        return f"{value:.1f}"
+        return f"{value:.1f}" if wide else f"{value:.0f}"
 
     def fit(r: PlanRow) -> Text:
         return Text("yes", style="green") if r.fits else Text("no", style="red")
@@ -492,7 +493,7 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) 
             continue
         title = f"{prof.name}: {prof.summary}"
         if not wide:
-            title += f", capacity {prof_rows[0].capacity_gb:.1f} GB"
+            title += f", capacity {prof_rows[0].capacity_gb:.0f} GB"
         table = Table(
             title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
             collapse_padding=True, show_edge=False,

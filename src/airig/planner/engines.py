@@ -264,6 +264,8 @@ def _vllm(
         "tensor_parallel_size": max(1, profile.gpus.count),
         "max_model_len": s.context,
         "max_num_seqs": s.concurrency,
+        # The planner's vLLM memory model assumes this (planner/memory.py).
+        "max_num_batched_tokens": mem.VLLM_MAX_NUM_BATCHED_TOKENS,
         "gpu_memory_utilization": util,
         "per_device_gb": round(util * capacity, 3),
         "max_context_tokens": row.max_context_tokens,

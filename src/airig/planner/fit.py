@@ -153,6 +153,8 @@ def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) ->
         sm_count=profile.gpus.sm_count,
         devices=devices,
         gpu_memory_utilization=req.gpu_memory_utilization,
+        model=model,
+        max_num_seqs=req.concurrency,
     )
     problem = ""
     if not gpu and engine == "vllm":
@@ -212,7 +214,7 @@ def _architecture(
     if req.context > model.max_context:
         problems.append(f"context {req.context} exceeds {model.name}'s {model.max_context}")
 
-    weights = mem.weights_bytes(model, quant)
+    weights = mem.engine_weights_bytes(engine, model, quant)
     kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency)
     n = split.devices
     kv_total = kv * split.kv_copies  # includes KV heads replicated by tensor parallelism

@@ -51,14 +51,42 @@ DEFAULT_SM_COUNT = 170  # RTX 5090 (NVIDIA's GeForce RTX 5090 specifications)
 LLAMA_CPP_MARGIN_MIB = 1024.0
 # Ollama keeps 457 MiB per GPU free (cudaMinimumMemory, discover/gpu.go).
 OLLAMA_MIN_FREE_MIB = 457.0
-# vLLM: non-torch memory 0.33 GiB and activation peak 1.0-1.8 GiB on an RTX 5090 (vllm issue
-# #14452; we take the top of the range), NCCL buffers 200-300 MB per GPU at TP > 1 (club-3090
-# docs/KV_MATH.md; top of the range). vLLM only ever uses gpu_memory_utilization x total
-# (default 0.9, vLLM's engine arguments); the rest counts as overhead here.
-VLLM_NON_TORCH_GIB = 0.33
-VLLM_ACTIVATION_PEAK_GIB = 1.8
-VLLM_NCCL_GB = 0.3
+# --- vLLM: what its worker really subtracts before the KV cache ----------------------------------
+# vllm/v1/worker/gpu_worker.py (determine_available_memory, memory_profiling): the KV cache gets
+#   gpu_memory_utilization x total - weights - activation peak - non-torch memory
+#   - CUDA graph memory (profiled before the KV cache is sized, default since vLLM 0.21.0),
+# where total is what torch's cudaMemGetInfo reports, not NVML's figure. The activation peak is
+# the profile run: one forward pass over --max-num-batched-tokens dummy tokens, then the sampler
+# warm-up over min(--max-num-seqs, --max-num-batched-tokens) rows of fp32 logits. The planner
+# sets both flags (engines.py) so the model below describes what vLLM will do. Calibration
+# points and their sources: tests/data/vllm_startup_reports.yml (bench/plan_accuracy.py).
 VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+# vLLM's MXFP4 MoE layout pads the hidden dimension of expert weights to this multiple.
+VLLM_MXFP4_PAD = 256
+# What airig passes as --max-num-batched-tokens (vLLM's own default on GPUs under 70 GiB).
+VLLM_MAX_NUM_BATCHED_TOKENS = 2048
+# Total memory torch sees, per nominal card size in GiB (vLLM's "Free memory on device (x/TOTAL
+# GiB)" and "total_gpu_memory" lines): RTX 4090 23.53 (vllm issue logs), RTX 5090 31.37 (vllm
+# issue #14452), H100 80 GB 79.19, RTX PRO 6000 Blackwell 95.6. Other sizes: 0.98 x nominal
+# (the smallest fraction of these).
+VLLM_TORCH_TOTAL_GIB = {24: 23.53, 32: 31.37, 80: 79.19, 96: 95.6}
+VLLM_TORCH_TOTAL_FRACTION = 0.98
+# Sampler warm-up: about 9.5 fp32 copies of the logits (the logits, softmax, log-softmax and the
+# top-k/top-p sort buffers), fitted on the calibration points (Qwen3-8B 1.40 GiB at 256 rows,
+# gemma-3-4b 9.96 GiB at 1024 rows); gpt-oss-120b at 1024 rows is held out.
+VLLM_SAMPLER_LOGIT_COPIES = 9.5
+# Forward pass: per token, the MLP's gate/up output and its activation (3 x FFN width per GPU)
+# and about 8 hidden-sized tensors (QKV, attention output, residual, norms), 16-bit.
+VLLM_FORWARD_FFN_TENSORS = 3
+VLLM_FORWARD_HIDDEN_TENSORS = 8
+# Non-torch memory (cuBLAS/attention workspaces): 0.02-0.26 GiB on one GPU in the calibration
+# logs (we take 0.25); with tensor parallelism NCCL and the custom all-reduce buffers add about
+# 1.7 GiB (1.63, 1.79 and 1.84 GiB logged at TP > 1).
+VLLM_NON_TORCH_GIB = 0.25
+VLLM_TP_NON_TORCH_GIB = 1.7
+# CUDA graphs vLLM captures (default capture sizes up to 512): 0.14-0.71 GiB logged, 0.65-0.71
+# on one GPU for 4-8B models; we take the top.
+VLLM_CUDA_GRAPH_GIB = 0.71
 # CPU-only boxes: what the OS and other processes keep. airig's own assumption (no published
 # calibration): 4 GiB.
 CPU_OS_RESERVE_GIB = 4.0
@@ -81,6 +109,18 @@ def weights_bytes(model: ModelSpec, quant: QuantFormat) -> float:
         )
     experts = model.expert_params_b * 1e9
     return experts * quant.bpw / 8 + (total - experts) * 2
+
+
+def engine_weights_bytes(engine: str, model: ModelSpec, quant: QuantFormat) -> float:
+    """Bytes of weights as ``engine`` holds them in GPU memory. vLLM's MXFP4 MoE kernels pad
+    the experts' hidden dimension to a multiple of 256 (gpt-oss: 2880 to 3072): vLLM 0.14.1
+    reports "Model loading took 64.38 GiB" for gpt-oss-120b on one H100 (vllm issue #33155),
+    the padded experts plus the BF16 rest."""
+    weights = weights_bytes(model, quant)
+    if engine == "vllm" and quant.name == "MXFP4" and model.expert_params_b:
+        padded = math.ceil(model.hidden / VLLM_MXFP4_PAD) * VLLM_MXFP4_PAD / model.hidden
+        weights += model.expert_params_b * 1e9 * quant.bpw / 8 * (padded - 1)
+    return weights
 
 
 def kv_bytes_per_token_layer(model: ModelSpec, kv_dtype: str) -> float:
@@ -123,8 +163,12 @@ def overhead_bytes_per_device(
     sm_count: int | None,
     devices: int,
     gpu_memory_utilization: float,
+    model: ModelSpec | None = None,
+    max_num_seqs: int = 1,
+    max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
 ) -> float:
-    """Memory an engine needs on each device besides weights and KV cache."""
+    """Memory an engine needs on each device besides weights and KV cache. For vLLM: the share
+    outside --gpu-memory-utilization of what torch sees, plus what its profiling subtracts."""
     if not gpu:
         return CPU_OS_RESERVE_GIB * GIB + LLAMA_CPP_MARGIN_MIB * MIB
     if engine == "llama_cpp":
@@ -132,12 +176,65 @@ def overhead_bytes_per_device(
     if engine == "ollama":
         return cuda_context_bytes(sm_count) + OLLAMA_MIN_FREE_MIB * MIB
     if engine == "vllm":
-        unused = (1.0 - gpu_memory_utilization) * device_capacity
-        nccl = VLLM_NCCL_GB * GB if devices > 1 else 0.0
-        return unused + (VLLM_NON_TORCH_GIB + VLLM_ACTIVATION_PEAK_GIB) * GIB + nccl
+        if model is None:
+            raise InputError("vLLM's overhead needs the model it serves")
+        terms = vllm_overhead_terms(
+            model,
+            devices=devices,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+        )
+        seen = vllm_torch_total_bytes(device_capacity)
+        return device_capacity - gpu_memory_utilization * seen + sum(terms.values())
     raise InputError(f"--engine: unknown engine '{engine}'; allowed: {', '.join(ENGINES)}")
 
 
 def layer_share(layers: int, devices: int) -> float:
     """Largest fraction of layers one device holds when layers are split as evenly as possible."""
     return math.ceil(layers / devices) / layers
+
+
+def vllm_torch_total_bytes(nvml_capacity: float) -> float:
+    """What torch (cudaMemGetInfo) reports as a card's total, from NVML's visible capacity."""
+    nominal = round(nvml_capacity / NVML_VISIBLE_FRACTION / GIB)
+    gib = VLLM_TORCH_TOTAL_GIB.get(nominal, nominal * VLLM_TORCH_TOTAL_FRACTION)
+    return gib * GIB
+
+
+def ffn_width(model: ModelSpec) -> float:
+    """Active MLP width per token: the layer's MLP parameters (active ones for MoE) over
+    3 x hidden (gate, up, down), after attention and embeddings are taken out."""
+    params = (model.active_params_b or model.params_b) * 1e9 - model.embedding_params_b * 1e9
+    attention = 2 * model.hidden * model.heads * model.head_dim
+    attention += 2 * model.hidden * model.kv_heads * model.head_dim
+    mlp = params / model.layers - attention
+    return max(mlp, 0.0) / (3 * model.hidden)
+
+
+def vllm_overhead_terms(
+    model: ModelSpec,
+    *,
+    devices: int,
+    max_num_seqs: int,
+    max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
+    sampler_warmup: bool = True,
+) -> dict[str, float]:
+    """Bytes vLLM's profiling subtracts per GPU besides weights: activation peak, non-torch
+    memory, CUDA graphs (see the constants above for sources)."""
+    tokens = max_num_batched_tokens
+    forward = (
+        tokens
+        * 2
+        * (
+            VLLM_FORWARD_FFN_TENSORS * ffn_width(model) / devices
+            + VLLM_FORWARD_HIDDEN_TENSORS * model.hidden
+        )
+    )
+    rows = min(max_num_seqs, tokens)
+    sampler = VLLM_SAMPLER_LOGIT_COPIES * rows * model.vocab * 4 if sampler_warmup else 0.0
+    non_torch = VLLM_NON_TORCH_GIB + (VLLM_TP_NON_TORCH_GIB if devices > 1 else 0.0)
+    return {
+        "activation": max(forward, sampler),
+        "non_torch": non_torch * GIB,
+        "cuda_graphs": VLLM_CUDA_GRAPH_GIB * GIB,
+    }

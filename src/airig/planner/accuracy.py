@@ -1,0 +1,126 @@
+"""The planner against what engines reported on real GPUs (issue 12): for each published vLLM
+start-up report (tests/data/vllm_startup_reports.yml), the planner's figure for each term vLLM
+prints, computed from the same model, format, card and flags, and the error.
+
+Weights and KV: relative error (plan - reported) / reported; a positive KV error is memory the
+plan promises that vLLM did not give (over-promised). A run where vLLM had no KV memory left
+(it did not start) has no relative KV error: there the plan must say "does not fit" too
+(``verdicts_agree``). Overhead terms (activation, non-torch, their sum with CUDA graphs): error
+in GiB, as small terms make percentages meaningless.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from airig.planner import memory as mem
+from airig.planner.catalog import Catalog, ModelSpec
+
+# Quantities compared, in the order the table prints them; RELATIVE ones in percent.
+QUANTITIES = ("weights", "activation", "non_torch", "overhead", "kv")
+RELATIVE = ("weights", "kv")
+
+
+@dataclass
+class Compared:
+    run: str
+    set: str
+    plan: dict[str, float] = field(default_factory=dict)
+    reported: dict[str, float] = field(default_factory=dict)
+
+    catalog_model: bool = True
+
+    def error(self, quantity: str) -> float | None:
+        got = self.reported.get(quantity)
+        if got is None or quantity not in self.plan:
+            return None
+        if quantity not in RELATIVE:
+            return self.plan[quantity] - got
+        if got <= 0:
+            return None  # vLLM did not start: see verdict_agrees
+        return (self.plan[quantity] - got) / got
+
+    @property
+    def verdict_agrees(self) -> bool:
+        """Plan and vLLM agree whether any KV memory is left (whether the engine starts)."""
+        return (self.plan["kv"] > 0) == (self.reported["kv"] > 0)
+
+
+def load_runs(path: Path) -> list[dict[str, Any]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return list(data["runs"])
+
+
+def _model(run: dict[str, Any], catalog: Catalog) -> ModelSpec:
+    if "arch" in run:
+        return ModelSpec(name=run["model"], **run["arch"])
+    return catalog.model(run["model"])
+
+
+def compare(run: dict[str, Any], catalog: Catalog | None = None) -> Compared:
+    """The planner's per-GPU figures for one reported run, in GiB."""
+    catalog = catalog or Catalog.default()
+    model = _model(run, catalog)
+    tp = int(run["tp"])
+    weights = mem.engine_weights_bytes("vllm", model, catalog.quant(run["quant"])) / tp
+    terms = mem.vllm_overhead_terms(
+        model,
+        devices=tp,
+        max_num_seqs=int(run["seqs"]),
+        max_num_batched_tokens=int(run["batched_tokens"]),
+        # vLLM's v0 engine profiled the forward pass only (no sampler warm-up in the profile).
+        sampler_warmup=run["engine"] == "v1",
+    )
+    if not run["graphs_subtracted"]:
+        terms["cuda_graphs"] = 0.0  # compare like for like: that vLLM did not subtract them
+    nvml = run["card_gib"] * mem.GIB * mem.NVML_VISIBLE_FRACTION
+    requested = run["util"] * mem.vllm_torch_total_bytes(nvml)
+    plan = {
+        "weights": weights,
+        "activation": terms["activation"],
+        "non_torch": terms["non_torch"],
+        "overhead": sum(terms.values()),
+        "kv": requested - weights - sum(terms.values()),
+    }
+    reported = dict(run["reported"])
+    reported["overhead"] = (
+        reported.get("activation_and_non_torch", 0.0)
+        + reported.get("activation", 0.0)
+        + reported.get("non_torch", 0.0)
+        + (reported.get("cuda_graphs", 0.0) if run["graphs_subtracted"] else 0.0)
+    )
+    return Compared(
+        run=run["id"],
+        set=run["set"],
+        catalog_model="arch" not in run,
+        plan={k: v / mem.GIB for k, v in plan.items()},
+        reported={k: float(v) for k, v in reported.items() if k in QUANTITIES},
+    )
+
+
+@dataclass
+class Summary:
+    quantity: str
+    points: int
+    median: float
+    worst: float
+    worst_over: float
+
+
+def summarize(rows: list[Compared], quantity: str) -> Summary | None:
+    """Points, median absolute error, the worst error (signed) and the largest positive one."""
+    errors = [e for r in rows if (e := r.error(quantity)) is not None]
+    if not errors:
+        return None
+    return Summary(
+        quantity,
+        len(errors),
+        statistics.median(abs(e) for e in errors),
+        max(errors, key=abs),
+        max(errors),
+    )
