@@ -54,8 +54,11 @@ def main() -> None:
                 f"{quantity:<11} {name:<12} {s.points:>6} {fmt(s.median).replace('+', ' ')} "
                 f"{fmt(s.worst)} {fmt(s.worst_over)}"
             )
-    agree = sum(r.verdict_agrees for r in rows)
-    print(f"\nstarts or not (KV left > 0): plan and vLLM agree on {agree} of {len(rows)} runs")
+    verdicts = [r.verdict_agrees for r in rows if r.verdict_agrees is not None]
+    print(
+        f"\nstarts or not (KV left > 0): plan and vLLM agree on {sum(verdicts)} of "
+        f"{len(verdicts)} runs"
+    )
 
 
 if __name__ == "__main__":

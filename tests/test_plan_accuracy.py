@@ -35,7 +35,8 @@ def test_kv_memory_per_gpu_meets_the_targets(which: str) -> None:
 def test_plan_and_vllm_agree_whether_the_engine_starts() -> None:
     """gpt-oss-120b on one H100 at the default utilization: vLLM had -2.14 GiB for the KV cache
     (vllm issue #23278); the plan must not promise any."""
-    assert all(r.verdict_agrees for r in ROWS), [(r.run, r.plan["kv"]) for r in ROWS]
+    verdicts = [r.verdict_agrees for r in ROWS if r.verdict_agrees is not None]
+    assert len(verdicts) >= 6 and all(verdicts), [(r.run, r.plan["kv"]) for r in ROWS]
 
 
 def test_weights_meet_the_targets() -> None:
@@ -55,7 +56,6 @@ def test_vllm_pads_mxfp4_experts() -> None:
     assert mem.engine_weights_bytes("vllm", model, quant) / mem.GIB == pytest.approx(
         64.38, rel=0.01
     )
-    assert mem.engine_weights_bytes("llama_cpp", model, quant) == mem.weights_bytes(model, quant)
 
 
 def test_the_sampler_warm_up_dominates_at_vllms_default_sequences() -> None:

@@ -46,8 +46,11 @@ class Compared:
         return (self.plan[quantity] - got) / got
 
     @property
-    def verdict_agrees(self) -> bool:
-        """Plan and vLLM agree whether any KV memory is left (whether the engine starts)."""
+    def verdict_agrees(self) -> bool | None:
+        """Plan and vLLM agree whether any KV memory is left (whether the engine starts); None
+        for a run that reported no KV figure."""
+        if "kv" not in self.reported:
+            return None
         return (self.plan["kv"] > 0) == (self.reported["kv"] > 0)
 
 
@@ -88,12 +91,11 @@ def compare(run: dict[str, Any], catalog: Catalog | None = None) -> Compared:
         "kv": requested - weights - sum(terms.values()),
     }
     reported = dict(run["reported"])
-    reported["overhead"] = (
-        reported.get("activation_and_non_torch", 0.0)
-        + reported.get("activation", 0.0)
-        + reported.get("non_torch", 0.0)
-        + (reported.get("cuda_graphs", 0.0) if run["graphs_subtracted"] else 0.0)
-    )
+    parts = ["activation_and_non_torch", "activation", "non_torch"]
+    if run["graphs_subtracted"]:
+        parts.append("cuda_graphs")
+    if any(p in reported for p in parts):
+        reported["overhead"] = sum(reported.get(p, 0.0) for p in parts)
     return Compared(
         run=run["id"],
         set=run["set"],

@@ -37,6 +37,7 @@ class ModelSpec:
     sliding_window: int | None = None
     sliding_window_layers: int = 0
     expert_params_b: float | None = None
+    fp8_bf16_blocks: int | None = None
     note: str = ""
     estimated_from: str | None = None
 
@@ -102,6 +103,16 @@ def _model_from_dict(entry: Any, source: str) -> ModelSpec:
             raise CatalogError(
                 f"{source}: model {name}: field {key}: bad value {value!r}: expected {kind} > 0"
             )
+    blocks = entry.get("fp8_bf16_blocks")
+    if blocks is not None and (
+        isinstance(blocks, bool)
+        or not isinstance(blocks, int)
+        or not 0 <= blocks <= entry["layers"]
+    ):
+        raise CatalogError(
+            f"{source}: model {name}: field fp8_bf16_blocks: bad value {blocks!r}: expected a "
+            f"whole number from 0 to layers ({entry['layers']})"
+        )
     if entry["heads"] % entry["kv_heads"]:
         raise CatalogError(
             f"{source}: model {name}: field kv_heads: {entry['kv_heads']} must divide "

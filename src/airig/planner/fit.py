@@ -134,7 +134,9 @@ class _Split:
     kv_copies: float = 1.0  # how many times the KV cache exists in total (replicated heads)
 
 
-def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) -> _Split:
+def _split(
+    model: ModelSpec, quant: QuantFormat, engine: str, profile: Profile, req: PlanRequest
+) -> _Split:
     gpu = profile.gpus.count > 0
     devices = profile.gpus.count if gpu else 1
     if gpu:
@@ -171,7 +173,20 @@ def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) ->
         return _Split(
             devices, capacity, 1 / devices, kv_share, overhead, problem, kv_share * devices
         )
-    # llama.cpp and Ollama split whole layers across GPUs (--split-mode layer).
+    if engine == "llama_cpp" and gpu:
+        # llama.cpp's own layer split; the token embedding in host memory (memory.py).
+        weights = mem.engine_weights_bytes(engine, model, quant)
+        on_device = mem.llama_cpp_device_weights(model, quant, weights, devices)
+        counts = mem.llama_cpp_layer_split(model.layers, devices)
+        return _Split(
+            devices,
+            capacity,
+            max(on_device) / weights if weights else 0.0,
+            max(counts) / model.layers,
+            overhead,
+            problem,
+        )
+    # Ollama splits whole layers across GPUs (its scheduler's even split is assumed).
     return _Split(
         devices,
         capacity,
@@ -182,7 +197,9 @@ def _split(model: ModelSpec, engine: str, profile: Profile, req: PlanRequest) ->
     )
 
 
-def _max_context(model: ModelSpec, req: PlanRequest, split: _Split, avail: float) -> int:
+def _max_context(
+    model: ModelSpec, req: PlanRequest, split: _Split, avail: float, engine: str
+) -> int:
     """Longest context per sequence at ``req.concurrency`` that fits in ``avail`` bytes."""
     if avail <= 0:
         return 0
@@ -190,7 +207,7 @@ def _max_context(model: ModelSpec, req: PlanRequest, split: _Split, avail: float
     per_layer *= split.kv_share
     swa = model.sliding_window_layers if model.sliding_window else 0
     full = model.attention_layers - swa
-    window = model.sliding_window or 0
+    window = mem.swa_cells(model, engine)
     tokens = avail / (per_layer * (full + swa))
     if swa and tokens > window:
         if full == 0:
@@ -205,7 +222,7 @@ def _architecture(
     engine = req.engine or next(
         (e for e in quant.engines if e in profile.engines), quant.engines[0]
     )
-    split = _split(model, engine, profile, req)
+    split = _split(model, quant, engine, profile, req)
     problems = [split.problem] if split.problem else []
     if engine not in quant.engines:
         problems.append(f"{engine} does not load {quant.name}")
@@ -215,7 +232,7 @@ def _architecture(
         problems.append(f"context {req.context} exceeds {model.name}'s {model.max_context}")
 
     weights = mem.engine_weights_bytes(engine, model, quant)
-    kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency)
+    kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency, engine)
     n = split.devices
     kv_total = kv * split.kv_copies  # includes KV heads replicated by tensor parallelism
     need_device = weights * split.weight_share + kv * split.kv_share + split.overhead
@@ -235,7 +252,7 @@ def _architecture(
     if blocked or avail <= 0 or req.context > model.max_context:
         max_ctx, max_conc = 0, 0
     else:
-        max_ctx = _max_context(model, req, split, avail)
+        max_ctx = _max_context(model, req, split, avail, engine)
         max_conc = math.floor(avail / per_seq_kv)
     return PlanRow(
         model=model.name,

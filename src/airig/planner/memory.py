@@ -49,6 +49,9 @@ DEFAULT_SM_COUNT = 170  # RTX 5090 (NVIDIA's GeForce RTX 5090 specifications)
 # Cross-check: CUDA context (~503 MiB on an RTX 5090) + 1024 MiB = 1527 MiB, close to the
 # 1516.5 MiB constant of oobabooga's GGUF estimator (fitted on 19,517 measurements).
 LLAMA_CPP_MARGIN_MIB = 1024.0
+# llama-server's default micro-batch (-ub) and the KV cache's cell padding.
+LLAMA_CPP_UBATCH = 512
+LLAMA_CPP_KV_PAD = 256
 # Ollama keeps 457 MiB per GPU free (cudaMinimumMemory, discover/gpu.go).
 OLLAMA_MIN_FREE_MIB = 457.0
 # --- vLLM: what its worker really subtracts before the KV cache ----------------------------------
@@ -61,6 +64,8 @@ OLLAMA_MIN_FREE_MIB = 457.0
 # sets both flags (engines.py) so the model below describes what vLLM will do. Calibration
 # points and their sources: tests/data/vllm_startup_reports.yml (bench/plan_accuracy.py).
 VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+# ggml's Q8_0: 32 int8 values + one fp16 scale per block.
+GGUF_Q8_0_BPW = 8.5
 # vLLM's MXFP4 MoE layout pads the hidden dimension of expert weights to this multiple.
 VLLM_MXFP4_PAD = 256
 # What airig passes as --max-num-batched-tokens (vLLM's own default on GPUs under 70 GiB).
@@ -99,6 +104,13 @@ def weights_bytes(model: ModelSpec, quant: QuantFormat) -> float:
     total = model.params_b * 1e9
     if quant.scope == "all":
         return total * quant.bpw / 8
+    if quant.name == "FP8" and model.fp8_bf16_blocks is not None:
+        # Only the MLP layers in FP8, outside the BF16 blocks (models.yml fp8_bf16_blocks).
+        embed = min(model.embedding_params_b * 1e9, total)
+        attention = model.layers * attention_params_per_layer(model)
+        mlp = total - embed - attention
+        mlp_fp8 = mlp * (model.layers - model.fp8_bf16_blocks) / model.layers
+        return mlp_fp8 * quant.bpw / 8 + (total - mlp_fp8) * 2
     if quant.scope == "linear":
         embed = min(model.embedding_params_b * 1e9, total)
         return (total - embed) * quant.bpw / 8 + embed * 2
@@ -115,12 +127,18 @@ def engine_weights_bytes(engine: str, model: ModelSpec, quant: QuantFormat) -> f
     """Bytes of weights as ``engine`` holds them in GPU memory. vLLM's MXFP4 MoE kernels pad
     the experts' hidden dimension to a multiple of 256 (gpt-oss: 2880 to 3072): vLLM 0.14.1
     reports "Model loading took 64.38 GiB" for gpt-oss-120b on one H100 (vllm issue #33155),
-    the padded experts plus the BF16 rest."""
+    the padded experts plus the BF16 rest. llama.cpp and Ollama read GGUF files, whose MXFP4
+    models keep the rest in Q8_0."""
     weights = weights_bytes(model, quant)
-    if engine == "vllm" and quant.name == "MXFP4" and model.expert_params_b:
+    if quant.name != "MXFP4" or not model.expert_params_b:
+        return weights
+    experts = model.expert_params_b * 1e9
+    if engine == "vllm":
         padded = math.ceil(model.hidden / VLLM_MXFP4_PAD) * VLLM_MXFP4_PAD / model.hidden
-        weights += model.expert_params_b * 1e9 * quant.bpw / 8 * (padded - 1)
-    return weights
+        return weights + experts * quant.bpw / 8 * (padded - 1)
+    # GGUF (llama.cpp, Ollama): the non-expert tensors are Q8_0, not BF16 (the released
+    # gpt-oss GGUFs: 12.1 GB for 20B, 63.4 GB for 120B; llmfit pull request #1059).
+    return experts * quant.bpw / 8 + (model.params_b * 1e9 - experts) * GGUF_Q8_0_BPW / 8
 
 
 def kv_bytes_per_token_layer(model: ModelSpec, kv_dtype: str) -> float:
@@ -137,16 +155,29 @@ def kv_element_bytes(kv_dtype: str) -> float:
         ) from None
 
 
-def kv_cache_bytes(model: ModelSpec, kv_dtype: str, context: int, sequences: int) -> float:
+def swa_cells(model: ModelSpec, engine: str | None = None) -> int:
+    """Tokens a sliding-window layer keeps per sequence (0: no sliding window). llama.cpp (and
+    Ollama's llama.cpp runner) keep the window plus one micro-batch, padded to 256 cells: 768
+    for gpt-oss's 128 at the default -ub 512; "creating SWA KV cache, size = 1280 cells" at
+    -ub 1024 (ollama issue #16480)."""
+    window = model.sliding_window or 0
+    if window and engine in ("llama_cpp", "ollama"):
+        window = math.ceil((window + LLAMA_CPP_UBATCH) / LLAMA_CPP_KV_PAD) * LLAMA_CPP_KV_PAD
+    return window
+
+
+def kv_cache_bytes(
+    model: ModelSpec, kv_dtype: str, context: int, sequences: int, engine: str | None = None
+) -> float:
     """KV cache for ``sequences`` concurrent sequences of ``context`` tokens each.
 
     2 x layers x kv_heads x head_dim x bytes x context x sequences, where sliding-window layers
-    hold at most ``sliding_window`` tokens and layers without attention (hybrid models) none.
+    hold at most ``swa_cells`` tokens and layers without attention (hybrid models) none.
     """
     per_layer = kv_bytes_per_token_layer(model, kv_dtype)
     swa_layers = model.sliding_window_layers if model.sliding_window else 0
     full_layers = model.attention_layers - swa_layers
-    window = min(context, model.sliding_window or context)
+    window = min(context, swa_cells(model, engine) or context)
     return per_layer * (full_layers * context + swa_layers * window) * sequences
 
 
@@ -189,6 +220,32 @@ def overhead_bytes_per_device(
     raise InputError(f"--engine: unknown engine '{engine}'; allowed: {', '.join(ENGINES)}")
 
 
+def llama_cpp_layer_split(layers: int, devices: int) -> list[int]:
+    """Repeating layers per GPU under llama.cpp's --split-mode layer with equal shares: it
+    splits layers + 1 (the output layer counts as one) evenly and puts the output layer on the
+    last GPU, so 80 layers on two GPUs land as 41 and 39 + output (xorbitsai/inference issue
+    #1202: CUDA0 16854 MiB, CUDA1 16893 MiB) and 48 layers as 25 and 23 + output."""
+    counts = [0] * devices
+    for layer in range(layers):
+        counts[min(devices - 1, layer * devices // (layers + 1))] += 1
+    return counts
+
+
+def llama_cpp_device_weights(
+    model: ModelSpec, quant: QuantFormat, engine_weights: float, devices: int
+) -> list[float]:
+    """Weight bytes on each GPU for llama.cpp: the token embedding stays in host memory
+    (llama.cpp's "CUDA_Host buffer": 510.47 MiB for Qwen1.5-72B Q3_K_M = 152064 x 8192 at Q3_K's
+    3.4375 bpw, xorbitsai/inference issue #1202), the output matrix sits with the last layers."""
+    bits = quant.bpw if quant.scope == "all" else 16.0
+    matrix = model.vocab * model.hidden * bits / 8
+    output = matrix  # its own tensor, or llama.cpp's duplicate of a tied embedding
+    per_layer = max(engine_weights - matrix - (0 if model.tied_embeddings else output), 0.0)
+    per_layer /= model.layers
+    counts = llama_cpp_layer_split(model.layers, devices)
+    return [n * per_layer + (output if i == devices - 1 else 0.0) for i, n in enumerate(counts)]
+
+
 def layer_share(layers: int, devices: int) -> float:
     """Largest fraction of layers one device holds when layers are split as evenly as possible."""
     return math.ceil(layers / devices) / layers
@@ -201,13 +258,16 @@ def vllm_torch_total_bytes(nvml_capacity: float) -> float:
     return gib * GIB
 
 
+def attention_params_per_layer(model: ModelSpec) -> float:
+    """Q and O projections (heads x head_dim wide), K and V (kv_heads x head_dim wide)."""
+    return 2 * model.hidden * (model.heads + model.kv_heads) * model.head_dim
+
+
 def ffn_width(model: ModelSpec) -> float:
     """Active MLP width per token: the layer's MLP parameters (active ones for MoE) over
     3 x hidden (gate, up, down), after attention and embeddings are taken out."""
     params = (model.active_params_b or model.params_b) * 1e9 - model.embedding_params_b * 1e9
-    attention = 2 * model.hidden * model.heads * model.head_dim
-    attention += 2 * model.hidden * model.kv_heads * model.head_dim
-    mlp = params / model.layers - attention
+    mlp = params / model.layers - attention_params_per_layer(model)
     return max(mlp, 0.0) / (3 * model.hidden)
 
 
