@@ -9,6 +9,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 try:
+    from airig import check as _check
     from airig import planner, profiles
     from airig.errors import AirigError
     from airig.planner.engines import engine_plan as _engine_plan
@@ -64,6 +65,26 @@ def model_fit(
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def plan_vs_actual(plan: dict[str, Any], logs: dict[str, str]) -> dict[str, Any]:
+    """The engine plan's served models against their units' start-up lines (unit -> text)."""
+    if AIRIG_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("the airig Python package is missing on the controller")
+    try:
+        results = _check.check(plan, {str(k): str(v) for k, v in logs.items()})
+    except AirigError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+    return {
+        "results": results,
+        "calibration": _check.calibration(results),
+        "table": _check.table(results),
+        "failed": _check.failed(results),
+    }
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"model_fit": model_fit, "engine_plan": engine_plan}
+        return {
+            "model_fit": model_fit,
+            "engine_plan": engine_plan,
+            "plan_vs_actual": plan_vs_actual,
+        }

@@ -422,6 +422,69 @@ def doctor_cmd(
     raise typer.Exit(report.exit_code)
 
 
+@app.command("check")
+def check_cmd(
+    summary: Annotated[
+        Path,
+        typer.Option(help="The box's summary (written by airig provision)."),
+    ] = Path("/srv/airig/state/summary.json"),
+    log: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log",
+            help="UNIT=FILE: read a unit's start-up lines from FILE, not journald (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Plan against actual: what each engine was planned to take beside what it reported at
+    start-up (weights, KV cache, compute buffers), and whether the context x users the profile
+    promised was allocated. Run it on the box.
+
+    Exit codes: 0 every promise holds; 1 an engine allocated less than the profile promised, or
+    reported nothing; 2 bad input."""
+    from airig import check
+
+    with _user_errors():
+        data = _read_json(summary, "--summary")
+        if not isinstance(data, dict):
+            raise InputError(f"--summary: {summary} is not airig's summary (a JSON object)")
+        files = {}
+        for item in log or []:
+            unit, sep, name = item.partition("=")
+            if not sep or not unit or not name:
+                raise InputError(f"--log: bad value '{item}': expected UNIT=FILE")
+            files[unit] = _read_text(Path(name), "--log")
+        served = data.get("served")
+        units = [e.get("unit", "") for e in served] if isinstance(served, list) else []
+        logs = {u: files[u] if u in files else check.journal(u) for u in units}
+        results = check.check(data, logs)
+    code = 1 if check.failed(results) else 0
+    if as_json:
+        typer.echo(
+            json.dumps({"results": results, "calibration": check.calibration(results)}, indent=2)
+        )
+        raise typer.Exit(code)
+    for line in check.table(results):
+        out.print(line, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _read_json(path: Path, option: str) -> object:
+    try:
+        return json.loads(_read_text(path, option))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{option}: {path} is not JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def _read_text(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{option}: cannot read {path}: {exc.strerror}") from None
+
+
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 

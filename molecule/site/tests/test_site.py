@@ -29,6 +29,20 @@ def test_summary(host):
     assert "llama_cpp" in summary["engines"]
 
 
+def test_plan_against_actual_from_the_real_llama_server(host):
+    """Issue 12 item 3: site.yml read llama-server's buffer lines of its current run and held
+    them against the plan: the promised 65536 tokens x 1 user were allocated."""
+    (result,) = json.loads(host.file("/srv/airig/state/check.json").content_string)
+    assert result["status"] == "ok", result
+    assert result["delivered"] == {"context": 65536, "users": 1}
+    terms = result["terms"]
+    # The tiny test model under a catalog name: real buffers, far below the plan's.
+    assert 0 < terms["weights"]["actual_gb"] < terms["weights"]["plan_gb"]
+    assert terms["kv"]["actual_gb"] > 0 and terms["overhead"]["actual_gb"] > 0
+    calibration = json.loads(host.file("/srv/airig/state/calibration.json").content_string)
+    assert set(calibration["llama_cpp/qwen3-8b"]) == {"weights", "kv", "overhead"}
+
+
 def test_environment_file_for_any_client(host):
     f = host.file("/etc/airig/agent.env")
     assert f.mode == 0o640 and f.group == "airig-agent"

@@ -170,6 +170,7 @@ def engine_plan(profile: Profile, catalog: Catalog | None = None) -> dict[str, A
 
     result["per_device_planned_gb"] = round(others + vllm.get("per_device_gb", 0.0), 3)
     result["endpoints"] = _endpoints(result["engines"])
+    result["served"] = [_served(s, rows[s.index], result) for s in served]
     if others > capacity:
         biggest = max(shared, key=lambda e: shared[e])
         raise EnginePlanError(
@@ -178,6 +179,33 @@ def engine_plan(profile: Profile, catalog: Catalog | None = None) -> dict[str, A
             f"Shrink {biggest}'s models (context, concurrency, format) or disable it."
         )
     return result
+
+
+UNITS = {
+    "llama_cpp": "airig-llama-server@{name}.service",
+    "vllm": "airig-vllm.service",
+    "ollama": "airig-ollama.service",
+}
+
+
+def _served(s: _Served, row: PlanRow, result: dict[str, Any]) -> dict[str, Any]:
+    """What `airig check` compares with the engine's own start-up report: the plan's totals
+    (all devices together) and the promise (context per user, users)."""
+    return {
+        "engine": s.engine,
+        "unit": UNITS[s.engine].format(name=s.spec.name),
+        "model": s.spec.name,
+        "quant": s.spec.quant,
+        "context": s.context,
+        "sequences": s.concurrency,
+        "device": result["device"],
+        "devices": result["gpus"],
+        "planned": {
+            "weights_gb": row.weights_gb,
+            "kv_gb": row.kv_cache_gb,
+            "overhead_gb": row.overhead_gb,
+        },
+    }
 
 
 def _endpoints(engines: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,164 @@
+"""Plan against actual on a provisioned box (issue 12 item 3): what each engine was planned to
+take (summary.json's `served`, written by site.yml from the planner) beside what it reported at
+start-up (engine_logs), per term, and whether the context x users the profile promised was
+really allocated. The result is what `airig check` prints and what site.yml stores in
+/srv/airig/state/check.json and calibration.json.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+from airig import engine_logs
+from airig.errors import InputError
+
+GB = 1e9
+# The plan's overhead against what the engine reports besides weights and KV: llama.cpp's
+# compute/output buffers, vLLM's activation peak + non-torch + CUDA graphs, Ollama's compute
+# graph. CUDA context and safety margins are not in any report.
+TERMS = {"weights": "weights", "kv": "kv", "overhead": "compute"}
+
+
+def _planned(entry: dict[str, Any], term: str) -> float:
+    planned = entry.get("planned", {})
+    key = {"weights": "weights_gb", "kv": "kv_gb", "overhead": "overhead_gb"}[term]
+    return float(planned.get(key, 0.0))
+
+
+def compare(entry: dict[str, Any], text: str) -> dict[str, Any]:
+    """One served model: per term plan GB, actual GB and drift; whether its promise holds."""
+    engine = entry["engine"]
+    try:
+        parse = engine_logs.PARSERS[engine]
+    except KeyError:
+        raise InputError(f"summary.json: served engine '{engine}' is not one airig runs") from None
+    memory = parse(text)
+    gpu = int(entry.get("devices", 0) or 0) > 0 and entry.get("device") == "GPU"
+    context, users = int(entry["context"]), int(entry["sequences"])
+    result: dict[str, Any] = {
+        "engine": engine,
+        "unit": entry["unit"],
+        "model": entry["model"],
+        "promised": {"context": context, "users": users},
+        "terms": {},
+    }
+    if not memory.found and memory.kv_tokens is None and engine == "ollama":
+        result["status"] = "ok"
+        result["message"] = (
+            f"{entry['unit']}: Ollama loads {entry['model']} on its first request; no memory "
+            "report yet (run airig check after one)"
+        )
+        return result
+    if not memory.found and memory.kv_tokens is None:
+        result["status"] = "unknown"
+        result["message"] = (
+            f"{entry['unit']}: no start-up memory lines in its journal (is it running? "
+            f"journalctl -u {entry['unit']})"
+        )
+        return result
+    for term, kind in TERMS.items():
+        actual = memory.total(kind, gpu_only=gpu) / GB
+        plan = _planned(entry, term)
+        result["terms"][term] = {
+            "plan_gb": round(plan, 3),
+            "actual_gb": round(actual, 3),
+            "drift_gb": round(actual - plan, 3),
+        }
+    delivered = _delivered(memory, context, users)
+    result["delivered"] = delivered
+    if delivered is None:
+        result["status"] = "ok"
+        result["message"] = f"{entry['unit']}: memory read; context per user not reported"
+    elif delivered["context"] >= context and delivered["users"] >= users:
+        result["status"] = "ok"
+        result["message"] = (
+            f"{entry['unit']}: {context} tokens x {users} user(s) promised, "
+            f"{delivered['context']} x {delivered['users']} allocated"
+        )
+    else:
+        result["status"] = "short"
+        result["message"] = (
+            f"{entry['model']} on {engine}: the profile promises {context} tokens x {users} "
+            f"user(s), but the engine allocated {delivered['context']} x {delivered['users']}. "
+            "Lower the model's context or concurrency in the profile, or give the engine more "
+            "memory, then run airig provision again."
+        )
+    return result
+
+
+def _delivered(memory: engine_logs.EngineMemory, context: int, users: int) -> dict[str, int] | None:
+    if memory.engine == "vllm":
+        if memory.kv_tokens is None:
+            return None
+        # vLLM shares one pool: users at the promised context, context for the promised users.
+        return {
+            "context": min(memory.kv_tokens // max(users, 1), context),
+            "users": memory.kv_tokens // max(context, 1),
+        }
+    if memory.kv_tokens is None:
+        return None
+    return {"context": memory.kv_tokens, "users": memory.sequences or 1}
+
+
+def journal(unit: str, run: Callable[..., Any] = subprocess.run) -> str:
+    """The unit's lines of its current run (its systemd invocation), as the engine printed them."""
+    show = run(
+        ["systemctl", "show", "-p", "InvocationID", "--value", "--", unit],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    invocation = show.stdout.strip()
+    if show.returncode != 0 or not invocation:
+        return ""
+    out = run(
+        ["journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={invocation}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return str(out.stdout)
+
+
+def check(summary: dict[str, Any], logs: dict[str, str]) -> list[dict[str, Any]]:
+    """Every served model of ``summary`` against its unit's lines in ``logs``."""
+    served = summary.get("served")
+    if not isinstance(served, list):
+        raise InputError(
+            "summary.json has no `served` list: it was written by an older airig; run "
+            "airig provision again"
+        )
+    return [compare(entry, logs.get(entry["unit"], "")) for entry in served]
+
+
+def failed(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in results if r["status"] != "ok"]
+
+
+def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Measured drift per served model and term (GB), for the next plan of this box."""
+    return {
+        f"{r['engine']}/{r['model']}": {t: v["drift_gb"] for t, v in r["terms"].items()}
+        for r in results
+        if r["terms"]
+    }
+
+
+def table(results: list[dict[str, Any]]) -> list[str]:
+    """Lines of at most 80 columns: plan, actual and drift per term, then the verdict."""
+    lines = [
+        f"{'engine':<10} {'model':<22} {'term':<8} {'plan GB':>9} {'actual GB':>10} {'drift':>9}"
+    ]
+    for r in results:
+        first = True
+        for term, v in r["terms"].items():
+            head = f"{r['engine'][:10]:<10} {r['model'][:22]:<22}" if first else " " * 33
+            lines.append(
+                f"{head} {term:<8} {v['plan_gb']:>9.1f} {v['actual_gb']:>10.1f} "
+                f"{v['drift_gb']:>+9.1f}"
+            )
+            first = False
+        lines.append(f"  {r['status']}: {r['message']}")
+    return lines

@@ -1,0 +1,139 @@
+"""Issue 12 item 3: `airig check` holds the plan (summary.json's `served`) against what the
+engines reported, read from published logs here (tests/data/engine_logs/) and from a real
+llama-server in the site scenario."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from airig import check
+from airig.cli import app
+
+LOGS = Path(__file__).resolve().parent / "data" / "engine_logs"
+
+
+def served(engine: str, unit: str, context: int, users: int, **planned: float) -> dict[str, Any]:
+    return {
+        "engine": engine,
+        "unit": unit,
+        "model": "m",
+        "quant": "Q4_K_M",
+        "context": context,
+        "sequences": users,
+        "device": "GPU",
+        "devices": 1,
+        "planned": {"weights_gb": 0.0, "kv_gb": 0.0, "overhead_gb": 0.0, **planned},
+    }
+
+
+def run(tmp_path: Path, entries: list[dict[str, Any]], *logs: str, json_out: bool = False):  # type: ignore[no-untyped-def]
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"served": entries}))
+    args = ["check", "--summary", str(summary), *[a for log in logs for a in ("--log", log)]]
+    return CliRunner().invoke(app, [*args, *(["--json"] if json_out else [])])
+
+
+def test_a_promise_kept_exits_0_with_the_table(tmp_path: Path) -> None:
+    unit = "airig-llama-server@m.service"
+    entry = served("llama_cpp", unit, 131072, 2, kv_gb=9.758)
+    result = run(tmp_path, [entry], f"{unit}={LOGS / 'llama_server_rocm_iswa.log'}")
+    assert result.exit_code == 0, result.output
+    assert "131072 tokens x 2 user(s) promised, 131072 x 2 allocated" in result.output
+    assert max(len(line) for line in result.output.splitlines()[:4]) <= 80
+    kv = next(line for line in result.output.splitlines() if " kv " in line)
+    assert kv.split()[-3:] == ["9.8", "9.8", "+0.0"]  # 9306 MiB = 9.76 GB
+
+
+def test_fewer_users_than_promised_exits_1_with_what_to_do(tmp_path: Path) -> None:
+    unit = "airig-llama-server@m.service"
+    entry = served("llama_cpp", unit, 131072, 4)
+    result = run(tmp_path, [entry], f"{unit}={LOGS / 'llama_server_rocm_iswa.log'}")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "promises 131072 tokens x 4 user(s), but the engine allocated 131072 x 2" in text
+    assert "Lower the model's context or concurrency" in text
+
+
+def test_vllm_pool_is_read_as_users_at_the_promised_context(tmp_path: Path) -> None:
+    """1,823,372 tokens: 1.74 requests of 1,048,576 (vLLM's own "Maximum concurrency")."""
+    unit = "airig-vllm.service"
+    log = f"{unit}={LOGS / 'vllm_v1_tokens.log'}"
+    assert run(tmp_path, [served("vllm", unit, 1_048_576, 1)], log).exit_code == 0
+    result = run(tmp_path, [served("vllm", unit, 1_048_576, 2)], log, json_out=True)
+    assert result.exit_code == 1
+    (got,) = json.loads(result.output)["results"]
+    assert got["status"] == "short" and got["delivered"]["users"] == 1
+
+
+def test_no_start_up_lines_is_a_failure_that_says_where_to_look(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    unit = "airig-vllm.service"
+    result = run(tmp_path, [served("vllm", unit, 8192, 1)], f"{unit}={empty}")
+    assert result.exit_code == 1
+    assert "journalctl -u airig-vllm.service" in result.output
+
+
+def test_ollama_without_a_loaded_model_is_not_a_failure() -> None:
+    (got,) = check.check({"served": [served("ollama", "airig-ollama.service", 8192, 1)]}, {})
+    assert got["status"] == "ok" and "first request" in got["message"]
+
+
+def test_json_has_the_drift_per_term_for_calibration(tmp_path: Path) -> None:
+    unit = "airig-vllm.service"
+    entry = served("vllm", unit, 8192, 1, weights_gb=9.0, overhead_gb=11.0)
+    result = run(tmp_path, [entry], f"{unit}={LOGS / 'vllm_v1_summary.log'}", json_out=True)
+    data = json.loads(result.output)
+    drift = data["calibration"]["vllm/m"]
+    assert drift["weights"] == pytest.approx(8.58 * 2**30 / 1e9 - 9.0, abs=0.001)
+    assert drift["overhead"] == pytest.approx(10.68 * 2**30 / 1e9 - 11.0, abs=0.001)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--log", "no-equals-sign"], "--log: bad value 'no-equals-sign': expected UNIT=FILE"),
+        (["--log", "u=/nonexistent/x.log"], "--log: cannot read /nonexistent/x.log"),
+    ],
+)
+def test_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"served": []}))
+    result = CliRunner().invoke(app, ["check", "--summary", str(summary), *args])
+    assert result.exit_code == 2 and needle in " ".join(result.output.split())
+
+
+def test_an_old_summary_says_to_provision_again(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"profile": "home"}))
+    result = CliRunner().invoke(app, ["check", "--summary", str(summary)])
+    assert result.exit_code == 2 and "run airig provision again" in " ".join(result.output.split())
+
+
+def test_journal_reads_only_the_units_current_run() -> None:
+    calls: list[list[str]] = []
+
+    class Done:
+        def __init__(self, out: str) -> None:
+            self.stdout, self.returncode = out, 0
+
+    def fake_run(argv: list[str], **_: object) -> Done:  # the commands are checked, not run
+        calls.append(argv)
+        return Done("0123456789abcdef0123456789abcdef\n" if argv[0] == "systemctl" else "lines")
+
+    assert check.journal("airig-vllm.service", run=fake_run) == "lines"
+    assert calls[0] == [
+        "systemctl",
+        "show",
+        "-p",
+        "InvocationID",
+        "--value",
+        "--",
+        "airig-vllm.service",
+    ]
+    assert calls[1][-1] == "_SYSTEMD_INVOCATION_ID=0123456789abcdef0123456789abcdef"
