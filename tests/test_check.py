@@ -90,8 +90,10 @@ def test_json_has_the_drift_per_term_for_calibration(tmp_path: Path) -> None:
     result = run(tmp_path, [entry], f"{unit}={LOGS / 'vllm_v1_summary.log'}", json_out=True)
     data = json.loads(result.output)
     drift = data["calibration"]["vllm/m"]
-    assert drift["weights"] == pytest.approx(8.58 * 2**30 / 1e9 - 9.0, abs=0.001)
-    assert drift["overhead"] == pytest.approx(10.68 * 2**30 / 1e9 - 11.0, abs=0.001)
+    assert drift["weights"]["drift_gb"] == pytest.approx(8.58 * 2**30 / 1e9 - 9.0, abs=0.001)
+    assert drift["weights"]["ratio"] == pytest.approx(8.58 * 2**30 / 1e9 / 9.0, abs=0.001)
+    assert drift["overhead"]["drift_gb"] == pytest.approx(10.68 * 2**30 / 1e9 - 11.0, abs=0.001)
+    assert drift["kv"]["ratio"] is None  # nothing planned, nothing to scale
 
 
 @pytest.mark.parametrize(
@@ -137,3 +139,36 @@ def test_journal_reads_only_the_units_current_run() -> None:
         "airig-vllm.service",
     ]
     assert calls[1][-1] == "_SYSTEMD_INVOCATION_ID=0123456789abcdef0123456789abcdef"
+
+
+def test_the_next_plan_shows_the_measured_totals(tmp_path: Path) -> None:
+    """The drift a box measured is shown as such in its next plan: weights and KV cache scaled
+    by the measured ratios, the plan's own verdict kept."""
+    path = tmp_path / "calibration.json"
+    path.write_text(
+        json.dumps({"llama_cpp/qwen3-8b": {"weights": {"ratio": 0.5}, "kv": {"ratio": 0.25}}})
+    )
+    args = ["plan", "-p", "home", "-m", "qwen3-8b", "-q", "Q4_K_M", "--calibration", str(path)]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    want = row["weights_gb"] * 0.5 + row["kv_cache_gb"] * 0.25 + row["overhead_gb"]
+    assert row["calibrated_total_gb"] == pytest.approx(want, abs=0.002)
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert "measured" in table.output and "calibration.json from airig check" in table.output
+    other = ["plan", "-p", "home", "-m", "llama-3.1-8b", "-q", "Q4_K_M"]
+    result = CliRunner().invoke(app, [*other, "--calibration", str(path), "--json"])
+    assert json.loads(result.output)[0]["calibrated_total_gb"] is None
+
+
+def test_plot_draws_plan_against_actual(tmp_path: Path) -> None:
+    unit = "airig-llama-server@m.service"
+    entry = served("llama_cpp", unit, 131072, 2, kv_gb=9.758, weights_gb=3.0)
+    out = tmp_path / "check.png"
+    log = f"{unit}={LOGS / 'llama_server_rocm_iswa.log'}"
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"served": [entry]}))
+    args = ["check", "--summary", str(summary), "--log", log, "--plot", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -138,12 +138,35 @@ def failed(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Measured drift per served model and term (GB), for the next plan of this box."""
+    """Measured drift (GB) and ratio (actual / plan) per served model and term: `airig plan
+    --calibration` shows the next plan of this box with them."""
     return {
-        f"{r['engine']}/{r['model']}": {t: v["drift_gb"] for t, v in r["terms"].items()}
+        f"{r['engine']}/{r['model']}": {
+            t: {
+                "drift_gb": v["drift_gb"],
+                "ratio": round(v["actual_gb"] / v["plan_gb"], 4) if v["plan_gb"] else None,
+            }
+            for t, v in r["terms"].items()
+        }
         for r in results
         if r["terms"]
     }
+
+
+def calibrated_total_gb(row: Any, measured: dict[str, Any]) -> float | None:
+    """A plan row's total with this box's measured ratios for weights and KV cache (the
+    overhead keeps the plan's margins, which no engine reports)."""
+    entry = measured.get(f"{row.engine}/{row.model}")
+    if not isinstance(entry, dict):
+        return None
+
+    def ratio(term: str) -> float:
+        value = entry.get(term, {})
+        got = value.get("ratio") if isinstance(value, dict) else None
+        return float(got) if isinstance(got, int | float) and got > 0 else 1.0
+
+    total = row.weights_gb * ratio("weights") + row.kv_cache_gb * ratio("kv") + row.overhead_gb
+    return round(float(total), 3)
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:

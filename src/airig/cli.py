@@ -233,6 +233,13 @@ def plan_cmd(
             "table fits 80 columns.",
         ),
     ] = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="A box's calibration.json (airig check): show its measured totals beside.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Which models fit which build, at which quantization, with how much context for how
     many users. GB = 10^9 bytes."""
@@ -267,6 +274,9 @@ def plan_cmd(
         if plot:
             _check_plot_path(plot)
         rows = plan(request, catalog)
+        measured = _read_json(calibration, "--calibration") if calibration else None
+        if measured is not None and not isinstance(measured, dict):
+            raise InputError(f"--calibration: {calibration} is not a calibration.json")
         if plot:
             from airig.planner.plot import render
 
@@ -276,9 +286,9 @@ def plan_cmd(
                 raise InputError(f"--plot: cannot write {plot}: {exc.strerror}") from exc
     shown = [r for r in rows if r.fits] if fits_only else rows
     if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in shown], indent=2))
+        typer.echo(json.dumps([_row_dict(r, measured) for r in shown], indent=2))
         return
-    _render_plan(shown, request, wide)
+    _render_plan(shown, request, wide, measured)
     if plot:
         out.print(f"figure written to {plot}")
 
@@ -437,6 +447,10 @@ def check_cmd(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also write plan against actual bars here (.png/.svg/.pdf)."),
+    ] = None,
 ) -> None:
     """Plan against actual: what each engine was planned to take beside what it reported at
     start-up (weights, KV cache, compute buffers), and whether the context x users the profile
@@ -459,7 +473,16 @@ def check_cmd(
         served = data.get("served")
         units = [e.get("unit", "") for e in served] if isinstance(served, list) else []
         logs = {u: files[u] if u in files else check.journal(u) for u in units}
+        if plot:
+            _check_plot_path(plot)
         results = check.check(data, logs)
+        if plot:
+            from airig.planner.plot import render_check
+
+            try:
+                render_check(results, plot)
+            except OSError as exc:
+                raise InputError(f"--plot: cannot write {plot}: {exc.strerror}") from exc
     code = 1 if check.failed(results) else 0
     if as_json:
         typer.echo(
@@ -504,8 +527,17 @@ def _plan_console() -> Console:
     return out if out.is_terminal else Console(markup=False, width=1000)
 
 
+def _row_dict(row: PlanRow, measured: dict[str, object] | None) -> dict[str, object]:
+    data = row.to_dict()
+    if measured is not None:
+        from airig.check import calibrated_total_gb
+
+        data["calibrated_total_gb"] = calibrated_total_gb(row, measured)
+    return data
+
+
 def _plan_columns(
-    request: PlanRequest, wide: bool, arch: bool
+    request: PlanRequest, wide: bool, arch: bool, measured: dict[str, object] | None = None
 ) -> list[tuple[str, bool, Callable[[PlanRow], str | Text]]]:
     """The plan table's columns as (header, left-justified, cell): the default set fits 80
     columns in whole GB, --wide adds weights, KV cache, overhead, capacity, free and why not
@@ -535,6 +567,15 @@ def _plan_columns(
          lambda r: str(r.max_concurrency) if r.max_concurrency else "-", True, True),
         ("why not", True, lambda r: r.reason, False, True),
     ]  # fmt: skip
+    if measured is not None:
+        from airig.check import calibrated_total_gb
+
+        def calibrated(r: PlanRow) -> str:
+            got = calibrated_total_gb(r, measured)
+            return "-" if got is None else gb(got)
+
+        at = next(i for i, col in enumerate(every) if col[0] in ("total", "needs GB")) + 1
+        every.insert(at, ("measured", False, calibrated, True, True))
     return [
         (header, left, cell)
         for header, left, cell, default, arch_only in every
@@ -542,7 +583,12 @@ def _plan_columns(
     ]
 
 
-def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) -> None:
+def _render_plan(
+    rows: list[PlanRow],
+    request: PlanRequest,
+    wide: bool = False,
+    measured: dict[str, object] | None = None,
+) -> None:
     """One table per profile. Default: the columns a person decides with, fitting 80 columns;
     --wide: every column. Cells wrap rather than being cut to "…"."""
     console = _plan_console()
@@ -561,7 +607,7 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) 
             title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
             collapse_padding=True, show_edge=False,
         )  # fmt: skip
-        columns = _plan_columns(request, wide, arch)
+        columns = _plan_columns(request, wide, arch, measured)
         for header, left, _ in columns:
             table.add_column(header, justify="left" if left else "right", overflow="fold")
         for r in prof_rows:
@@ -572,7 +618,13 @@ def _render_plan(rows: list[PlanRow], request: PlanRequest, wide: bool = False) 
             f"GB = 10^9 bytes. Fit test: {request.context} tokens x "
             f"{request.concurrency} user(s), KV cache {request.kv_dtype}; capacity is "
             "what NVML reports (a card sold as N GB carries N GiB; an RTX 5090 shows 34.2 GB)."
-            + ("" if wide else " --wide: weights, KV cache, overhead and why not."),
+            + ("" if wide else " --wide: weights, KV cache, overhead and why not.")
+            + (
+                " measured: the plan with this box's weights and KV cache as its engines "
+                "reported them (calibration.json from airig check)."
+                if measured is not None
+                else ""
+            ),
             style="dim",
         )
     else:

@@ -84,3 +84,36 @@ def render(rows: list[PlanRow], models: list[ModelSpec], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def render_check(results: list[dict[str, object]], path: Path) -> Path:
+    """Write ``path``: for each served model, plan and actual GB side by side per term
+    (`airig check --plot`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in results if r.get("terms")]
+    fig, axes = plt.subplots(
+        1, max(1, len(shown)), figsize=(4 + 3 * max(1, len(shown)), 4.5), dpi=120, squeeze=False
+    )
+    for ax, result in zip(axes[0], shown, strict=False):
+        terms = result["terms"]
+        if not isinstance(terms, dict):
+            continue
+        names = list(terms)
+        xs = range(len(names))
+        ax.bar([x - 0.2 for x in xs], [terms[n]["plan_gb"] for n in names], 0.4, label="plan")
+        ax.bar([x + 0.2 for x in xs], [terms[n]["actual_gb"] for n in names], 0.4, label="actual")
+        ax.set_xticks(list(xs), names)
+        ax.set_ylabel("GB (10^9 bytes)")
+        ax.set_title(f"{result['model']} on {result['engine']}: {result['status']}")
+        ax.legend()
+    if not shown:
+        axes[0][0].text(0.5, 0.5, "no engine reported its memory", ha="center")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
