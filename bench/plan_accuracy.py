@@ -17,6 +17,7 @@ from pathlib import Path
 from airig.planner import accuracy
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "vllm_startup_reports.yml"
+LLAMA = DATA.parent / "llama_cpp_reports.yml"
 
 
 def cell(rows: accuracy.Compared, quantity: str) -> str:
@@ -54,6 +55,15 @@ def main() -> None:
                 f"{quantity:<11} {name:<12} {s.points:>6} {fmt(s.median).replace('+', ' ')} "
                 f"{fmt(s.worst)} {fmt(s.worst_over)}"
             )
+    print("\nllama.cpp: plan/reported per GPU, MiB")
+    for r in (accuracy.compare_llama_cpp(run) for run in accuracy.load_runs(LLAMA)):
+        for quantity, label in (("gpu_weights", "weights, busiest"), ("gpu_kv", "KV cache")):
+            if quantity in r.reported:
+                err = r.error(quantity) or 0.0
+                print(
+                    f"{r.run[:26]:<26} {label:<16} {r.plan[quantity]:>9.0f}/"
+                    f"{r.reported[quantity]:<9.0f} {err * 100:+.1f}%"
+                )
     verdicts = [r.verdict_agrees for r in rows if r.verdict_agrees is not None]
     print(
         f"\nstarts or not (KV left > 0): plan and vLLM agree on {sum(verdicts)} of "

@@ -73,3 +73,17 @@ def test_torch_sees_less_than_nvml_on_the_reference_cards() -> None:
     nvml_5090 = 32 * mem.GIB * mem.NVML_VISIBLE_FRACTION
     assert mem.vllm_torch_total_bytes(nvml_5090) / mem.GIB == pytest.approx(31.37)
     assert mem.vllm_torch_total_bytes(48 * mem.GIB) / mem.GIB == pytest.approx(48 * 0.98)
+
+
+LLAMA_RUNS = accuracy.load_runs(DATA.parent / "llama_cpp_reports.yml")
+
+
+@pytest.mark.parametrize("run", LLAMA_RUNS, ids=lambda r: r["id"])
+def test_llama_cpp_per_gpu_against_what_it_reported(run: dict) -> None:
+    """The busiest GPU's weights within 5%; the KV cache (full and sliding-window) exact."""
+    got = accuracy.compare_llama_cpp(run)
+    assert run["source"].startswith("https://")
+    for quantity, bound in (("gpu_weights", 0.05), ("gpu_kv", 0.001)):
+        if quantity in got.reported:
+            error = got.error(quantity)
+            assert error is not None and abs(error) <= bound, got

@@ -23,7 +23,7 @@ from airig.planner.catalog import Catalog, ModelSpec
 
 # Quantities compared, in the order the table prints them; RELATIVE ones in percent.
 QUANTITIES = ("weights", "activation", "non_torch", "overhead", "kv")
-RELATIVE = ("weights", "kv")
+RELATIVE = ("weights", "kv", "gpu_weights", "gpu_kv")
 
 
 @dataclass
@@ -125,4 +125,38 @@ def summarize(rows: list[Compared], quantity: str) -> Summary | None:
         statistics.median(abs(e) for e in errors),
         max(errors, key=abs),
         max(errors),
+    )
+
+
+MIB = 2**20
+
+
+def compare_llama_cpp(run: dict[str, Any], catalog: Catalog | None = None) -> Compared:
+    """The planner's llama.cpp layout for one reported run, in MiB: the busiest GPU's weights,
+    the host embedding, one GPU's KV cache."""
+    catalog = catalog or Catalog.default()
+    model = _model(run, catalog)
+    quant = catalog.quant(run["quant"])
+    gpus = int(run["gpus"])
+    weights = mem.engine_weights_bytes("llama_cpp", model, quant)
+    plan: dict[str, float] = {}
+    reported: dict[str, float] = {}
+    got = run["reported"]
+    if "weights_mib" in got:
+        per_gpu = mem.llama_cpp_device_weights(model, quant, weights, gpus)
+        busiest = max(range(gpus), key=lambda i: got["weights_mib"][i])
+        plan["gpu_weights"] = per_gpu[busiest] / MIB
+        reported["gpu_weights"] = float(got["weights_mib"][busiest])
+    if "kv_mib" in got:
+        kv = mem.kv_cache_bytes(
+            model, "fp16", int(run["context"]), int(run["sequences"]), "llama_cpp", run["ubatch"]
+        )
+        plan["gpu_kv"] = kv / gpus / MIB
+        reported["gpu_kv"] = float(got["kv_mib"])
+    return Compared(
+        run=run["id"],
+        set="holdout",
+        plan=plan,
+        reported=reported,
+        catalog_model="arch" not in run,
     )

@@ -155,19 +155,25 @@ def kv_element_bytes(kv_dtype: str) -> float:
         ) from None
 
 
-def swa_cells(model: ModelSpec, engine: str | None = None) -> int:
+def swa_cells(model: ModelSpec, engine: str | None = None, ubatch: int | None = None) -> int:
     """Tokens a sliding-window layer keeps per sequence (0: no sliding window). llama.cpp (and
     Ollama's llama.cpp runner) keep the window plus one micro-batch, padded to 256 cells: 768
     for gpt-oss's 128 at the default -ub 512; "creating SWA KV cache, size = 1280 cells" at
     -ub 1024 (ollama issue #16480)."""
     window = model.sliding_window or 0
     if window and engine in ("llama_cpp", "ollama"):
-        window = math.ceil((window + LLAMA_CPP_UBATCH) / LLAMA_CPP_KV_PAD) * LLAMA_CPP_KV_PAD
+        cells = window + (ubatch or LLAMA_CPP_UBATCH)
+        window = math.ceil(cells / LLAMA_CPP_KV_PAD) * LLAMA_CPP_KV_PAD
     return window
 
 
 def kv_cache_bytes(
-    model: ModelSpec, kv_dtype: str, context: int, sequences: int, engine: str | None = None
+    model: ModelSpec,
+    kv_dtype: str,
+    context: int,
+    sequences: int,
+    engine: str | None = None,
+    ubatch: int | None = None,
 ) -> float:
     """KV cache for ``sequences`` concurrent sequences of ``context`` tokens each.
 
@@ -177,7 +183,7 @@ def kv_cache_bytes(
     per_layer = kv_bytes_per_token_layer(model, kv_dtype)
     swa_layers = model.sliding_window_layers if model.sliding_window else 0
     full_layers = model.attention_layers - swa_layers
-    window = min(context, swa_cells(model, engine) or context)
+    window = min(context, swa_cells(model, engine, ubatch) or context)
     return per_layer * (full_layers * context + swa_layers * window) * sequences
 
 
