@@ -40,6 +40,8 @@ def test_llama_server_kv_cells_per_sequence() -> None:
     assert got.kv == {"ROCm0": pytest.approx((9216.0 + 90.0) * MIB)}
     assert got.compute == {"ROCm_Host": pytest.approx(1.53 * MIB)}
     assert not engine_logs.host("ROCm0") and engine_logs.host("ROCm_Host")
+    # llama.cpp's CPU extra buffer types are host memory too (AMX: seen in the llama_cpp scenario).
+    assert all(map(engine_logs.host, ["AMX", "CPU_REPACK", "CPU_Mapped", "CUDA_Host"]))
 
 
 def test_vllm_v0_profiler_sentence() -> None:

@@ -23,9 +23,13 @@ def size(number: str, unit: str) -> float:
     return float(number) * UNITS[unit]
 
 
+_GPU = re.compile(r"(?:(?:CUDA|ROCm|HIP|Vulkan|SYCL|MUSA|CANN|Metal|OpenCL)\d+|GPU)")
+
+
 def host(device: str) -> bool:
-    """CPU, CPU_Mapped, CPU_REPACK, CUDA_Host, ROCm_Host: host memory, not a GPU's."""
-    return device.upper().startswith("CPU") or device.endswith("_Host")
+    """Host memory, not a GPU's: CPU, CPU_Mapped, CPU_REPACK, AMX, CUDA_Host, ROCm_Host (a GPU
+    is CUDA0, ROCm1, Vulkan0, ...; vLLM's figures are the GPU's)."""
+    return not _GPU.fullmatch(device)
 
 
 @dataclass

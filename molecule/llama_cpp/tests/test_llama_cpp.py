@@ -142,3 +142,30 @@ def test_proxy_tls(host):
     conf = host.file("/etc/nginx/conf.d/airig-engines.conf").content_string
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
     assert host.run("curl -sk --tlsv1.1 --tls-max 1.1 https://127.0.0.1:8443/").rc != 0
+
+
+def test_its_memory_report_is_what_airig_check_reads(host):
+    """Issue 12 item 3: the pinned llama-server's own start-up lines, from its current run in
+    journald, read by airig's parser: host buffers on a CPU box, 4096 cells for each of the
+    profile's 2 sequences."""
+    from airig import engine_logs
+
+    invocation = host.check_output(f"systemctl show -p InvocationID --value -- {UNIT}")
+    lines = host.check_output(
+        f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation.strip()}"
+    )
+    got = engine_logs.parse_llama_server(lines)
+    assert got.weights and all(engine_logs.host(d) for d in got.weights), got
+    assert got.total("kv") > 0 and got.total("compute") > 0, got
+    assert (got.kv_tokens, got.sequences) == (4096, 2), got
+
+
+def test_prompts_stay_out_of_the_journal_at_its_verbosity(host):
+    """llama_cpp_log_verbosity 4 (for the memory report above) must not log what users ask."""
+    marker = "airig-private-marker-7f3a"
+    req = {"model": "qwen3-8b", "messages": [{"role": "user", "content": marker}], "max_tokens": 4}
+    status, _ = http(host, URL + "/v1/chat/completions", key(host, "llama_cpp"), req)
+    assert status == 200
+    log = host.check_output(f"journalctl --no-pager -o cat -u {UNIT}")
+    assert "processing task" in log  # the verbosity is in force
+    assert marker not in log
