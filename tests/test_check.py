@@ -172,3 +172,33 @@ def test_plot_draws_plan_against_actual(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_service_a_process_runs_in_from_its_cgroup() -> None:
+    line = "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m.service\n"
+    assert check.unit_of(4242, read=lambda path: line) == "airig-llama-server@m.service"
+    assert check.unit_of(1, read=lambda path: "0::/init.scope\n") is None
+
+    def gone(path: str) -> str:
+        raise FileNotFoundError(path)
+
+    assert check.unit_of(99999, read=gone) is None
+
+
+def test_nvml_per_process_memory_is_added_per_unit(nvml_box) -> None:  # type: ignore[no-untyped-def]
+    """Through the real pynvml and the libnvidia-ml TEST DOUBLE (home.json: pid 4242 uses
+    1.5 GiB on GPU 0); the pid's service is given, as /proc of this machine has no such unit."""
+    from airig import verify
+
+    nvml_box("home")
+    facts, error, _ = verify._probe()
+    assert error is None and facts is not None
+    owners = {4242: "airig-llama-server@m.service"}
+    used = check.nvml_by_unit(facts, owner=owners.get)
+    assert used == {"airig-llama-server@m.service": 1.5 * 2**30}
+    unit = "airig-llama-server@m.service"
+    entry = served("llama_cpp", unit, 131072, 2)
+    text = (LOGS / "llama_server_rocm_iswa.log").read_text()
+    (result,) = check.check({"served": [entry]}, {unit: text}, used)
+    assert result["nvml_gb"] == pytest.approx(1.611, abs=0.001)
+    assert "  NVML: 1.6 GB in use by its processes" in check.table([result])

@@ -27,8 +27,9 @@ def _planned(entry: dict[str, Any], term: str) -> float:
     return float(planned.get(key, 0.0))
 
 
-def compare(entry: dict[str, Any], text: str) -> dict[str, Any]:
-    """One served model: per term plan GB, actual GB and drift; whether its promise holds."""
+def compare(entry: dict[str, Any], text: str, nvml_bytes: float | None = None) -> dict[str, Any]:
+    """One served model: per term plan GB, actual GB and drift; whether its promise holds;
+    ``nvml_bytes``: what NVML says its processes use on the GPUs."""
     engine = entry["engine"]
     try:
         parse = engine_logs.PARSERS[engine]
@@ -44,6 +45,8 @@ def compare(entry: dict[str, Any], text: str) -> dict[str, Any]:
         "promised": {"context": context, "users": users},
         "terms": {},
     }
+    if nvml_bytes is not None:
+        result["nvml_gb"] = round(nvml_bytes / GB, 3)
     if not memory.found and memory.kv_tokens is None and engine == "ollama":
         result["status"] = "ok"
         result["message"] = (
@@ -122,15 +125,50 @@ def journal(unit: str, run: Callable[..., Any] = subprocess.run) -> str:
     return str(out.stdout)
 
 
-def check(summary: dict[str, Any], logs: dict[str, str]) -> list[dict[str, Any]]:
-    """Every served model of ``summary`` against its unit's lines in ``logs``."""
+def unit_of(pid: int, read: Callable[[str], str] | None = None) -> str | None:
+    """The systemd service a process runs in, from /proc/PID/cgroup (cgroup v2 line
+    "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m.service")."""
+    reader = read or (lambda path: open(path, encoding="utf-8").read())  # noqa: SIM115
+    try:
+        text = reader(f"/proc/{pid}/cgroup")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        for part in reversed(line.rpartition(":")[2].split("/")):
+            if part.endswith(".service"):
+                return part
+    return None
+
+
+def nvml_by_unit(
+    facts: dict[str, Any], owner: Callable[[int], str | None] = unit_of
+) -> dict[str, float]:
+    """GPU memory in use per systemd service, from NVML's per-process figures (the probe of
+    airig verify)."""
+    out: dict[str, float] = {}
+    for gpu in facts.get("gpus", []):
+        for proc in gpu.get("processes", []):
+            unit = owner(int(proc["pid"]))
+            if unit:
+                out[unit] = out.get(unit, 0.0) + float(proc["used_memory_mib"]) * 2**20
+    return out
+
+
+def check(
+    summary: dict[str, Any], logs: dict[str, str], nvml: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """Every served model of ``summary`` against its unit's lines in ``logs`` (and what NVML
+    says its processes use, when ``nvml`` is given)."""
     served = summary.get("served")
     if not isinstance(served, list):
         raise InputError(
             "summary.json has no `served` list: it was written by an older airig; run "
             "airig provision again"
         )
-    return [compare(entry, logs.get(entry["unit"], "")) for entry in served]
+    return [
+        compare(entry, logs.get(entry["unit"], ""), (nvml or {}).get(entry["unit"]))
+        for entry in served
+    ]
 
 
 def failed(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -183,5 +221,7 @@ def table(results: list[dict[str, Any]]) -> list[str]:
                 f"{v['drift_gb']:>+9.1f}"
             )
             first = False
+        if "nvml_gb" in r:
+            lines.append(f"  NVML: {r['nvml_gb']:.1f} GB in use by its processes")
         lines.append(f"  {r['status']}: {r['message']}")
     return lines

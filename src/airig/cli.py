@@ -494,6 +494,16 @@ def check_cmd(
     raise typer.Exit(code)
 
 
+def _nvml_by_unit() -> dict[str, float] | None:
+    """GPU memory per service from NVML, or None where there is no NVML (a CPU box)."""
+    from airig import check, verify
+
+    facts, error, _ = verify._probe()
+    if error or not facts or not facts.get("gpus"):
+        return None
+    return check.nvml_by_unit(facts)
+
+
 def _read_json(path: Path, option: str) -> object:
     try:
         return json.loads(_read_text(path, option))
