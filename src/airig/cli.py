@@ -490,7 +490,7 @@ def check_cmd(
         )
         raise typer.Exit(code)
     for line in check.table(results):
-        out.print(line, soft_wrap=True)
+        out.print(line)  # wrapped to the terminal (the table rows fit 80 columns)
     raise typer.Exit(code)
 
 
