@@ -171,6 +171,10 @@ def test_check_config_names_each_key_the_release_does_not_have(tree: Path, venv:
         {"agent_hermes_sha256": "ABC"},
         {"agent_hermes_release_url": "file:///srv/hermes"},
         {"agent_hermes_release_url": "https://mirror/ x"},
+        {"agent_hermes_venv": "/opt/airig/hermes/venv\ntouch /tmp/x"},
+        {"agent_hermes_venv": "/opt/airig/../etc/venv"},
+        {"agent_hermes_venv": "opt/venv"},
+        {"agent_hermes_venv": "/venv"},
     ],
 )
 def test_the_role_refuses_an_odd_release_sum_or_url(tmp_path: Path, extra: dict[str, str]) -> None:
