@@ -13,8 +13,8 @@ from typing import Any
 
 from airig import engine_logs
 from airig.errors import InputError
+from airig.planner.memory import GB, MIB
 
-GB = 1e9
 # The plan's overhead against what the engine reports besides weights and KV: llama.cpp's
 # compute/output buffers, vLLM's activation peak + non-torch + CUDA graphs, Ollama's compute
 # graph. CUDA context and safety margins are not in any report.
@@ -47,14 +47,14 @@ def compare(entry: dict[str, Any], text: str, nvml_bytes: float | None = None) -
     }
     if nvml_bytes is not None:
         result["nvml_gb"] = round(nvml_bytes / GB, 3)
-    if not memory.found and memory.kv_tokens is None and engine == "ollama":
+    if not memory.found and engine == "ollama":
         result["status"] = "ok"
         result["message"] = (
             f"{entry['unit']}: Ollama loads {entry['model']} on its first request; no memory "
             "report yet (run airig check after one)"
         )
         return result
-    if not memory.found and memory.kv_tokens is None:
+    if not memory.found:
         result["status"] = "unknown"
         result["message"] = (
             f"{entry['unit']}: no start-up memory lines in its journal (is it running? "
@@ -150,7 +150,7 @@ def nvml_by_unit(
         for proc in gpu.get("processes", []):
             unit = owner(int(proc["pid"]))
             if unit:
-                out[unit] = out.get(unit, 0.0) + float(proc["used_memory_mib"]) * 2**20
+                out[unit] = out.get(unit, 0.0) + float(proc["used_memory_mib"]) * MIB
     return out
 
 

@@ -46,12 +46,15 @@ class EngineMemory:
     # vLLM's "Maximum concurrency for N tokens per request: X".
     max_concurrency: float | None = None
     concurrency_tokens: int | None = None
-    found: bool = False
+
+    @property
+    def found(self) -> bool:
+        """Whether the text held any memory report at all."""
+        return bool(self.weights or self.kv or self.compute) or self.kv_tokens is not None
 
     def add(self, kind: str, device: str, nbytes: float) -> None:
         table: dict[str, float] = getattr(self, kind)
         table[device] = table.get(device, 0.0) + nbytes
-        self.found = True
 
     def total(self, kind: str, gpu_only: bool = False) -> float:
         table: dict[str, float] = getattr(self, kind)
@@ -120,7 +123,7 @@ _VLLM_V0 = re.compile(
     r"activation peak memory takes ([0-9.]+) ?GiB; the rest of the memory reserved for KV "
     r"Cache is (-?[0-9.]+) ?GiB"
 )
-GIB = 2**30
+GIB = UNITS["GiB"]
 
 
 def parse_vllm(text: str) -> EngineMemory:

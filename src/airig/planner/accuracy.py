@@ -128,9 +128,6 @@ def summarize(rows: list[Compared], quantity: str) -> Summary | None:
     )
 
 
-MIB = 2**20
-
-
 def compare_llama_cpp(run: dict[str, Any], catalog: Catalog | None = None) -> Compared:
     """The planner's llama.cpp layout for one reported run, in MiB: the busiest GPU's weights,
     the host embedding, one GPU's KV cache."""
@@ -145,13 +142,13 @@ def compare_llama_cpp(run: dict[str, Any], catalog: Catalog | None = None) -> Co
     if "weights_mib" in got:
         per_gpu = mem.llama_cpp_device_weights(model, quant, weights, gpus)
         busiest = max(range(gpus), key=lambda i: got["weights_mib"][i])
-        plan["gpu_weights"] = per_gpu[busiest] / MIB
+        plan["gpu_weights"] = per_gpu[busiest] / mem.MIB
         reported["gpu_weights"] = float(got["weights_mib"][busiest])
     if "kv_mib" in got:
         kv = mem.kv_cache_bytes(
             model, "fp16", int(run["context"]), int(run["sequences"]), "llama_cpp", run["ubatch"]
         )
-        plan["gpu_kv"] = kv / gpus / MIB
+        plan["gpu_kv"] = kv / gpus / mem.MIB
         reported["gpu_kv"] = float(got["kv_mib"])
     return Compared(
         run=run["id"],

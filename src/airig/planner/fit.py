@@ -135,7 +135,12 @@ class _Split:
 
 
 def _split(
-    model: ModelSpec, quant: QuantFormat, engine: str, profile: Profile, req: PlanRequest
+    model: ModelSpec,
+    quant: QuantFormat,
+    weights: float,
+    engine: str,
+    profile: Profile,
+    req: PlanRequest,
 ) -> _Split:
     gpu = profile.gpus.count > 0
     devices = profile.gpus.count if gpu else 1
@@ -175,7 +180,6 @@ def _split(
         )
     if engine == "llama_cpp" and gpu:
         # llama.cpp's own layer split; the token embedding in host memory (memory.py).
-        weights = mem.engine_weights_bytes(engine, model, quant)
         on_device = mem.llama_cpp_device_weights(model, quant, weights, devices)
         counts = mem.llama_cpp_layer_split(model.layers, devices)
         return _Split(
@@ -222,7 +226,8 @@ def _architecture(
     engine = req.engine or next(
         (e for e in quant.engines if e in profile.engines), quant.engines[0]
     )
-    split = _split(model, quant, engine, profile, req)
+    weights = mem.engine_weights_bytes(engine, model, quant)
+    split = _split(model, quant, weights, engine, profile, req)
     problems = [split.problem] if split.problem else []
     if engine not in quant.engines:
         problems.append(f"{engine} does not load {quant.name}")
@@ -231,7 +236,6 @@ def _architecture(
     if req.context > model.max_context:
         problems.append(f"context {req.context} exceeds {model.name}'s {model.max_context}")
 
-    weights = mem.engine_weights_bytes(engine, model, quant)
     kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency, engine)
     n = split.devices
     kv_total = kv * split.kv_copies  # includes KV heads replicated by tensor parallelism
