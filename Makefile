@@ -46,7 +46,7 @@ bench: $(VENV)/.test-installed
 	scripts/container-env bookworm
 	$(BIN)/python bench/converge_speed.py nvidia_driver
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service
-	$(BIN)/python bench/converge_speed.py llama_cpp airig-llama-server@qwen3-8b.service
+	$(BIN)/python bench/converge_speed.py llama_cpp airig-llama-server@airig-tiny.service
 	$(BIN)/python tests/mirror/build.py --serve > /dev/null
 	$(BIN)/python bench/provision_speed.py
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from airig import check
 from airig.cli import app
+from airig.planner.memory import MIB
 
 LOGS = Path(__file__).resolve().parent / "data" / "engine_logs"
 
@@ -36,6 +37,24 @@ def run(tmp_path: Path, entries: list[dict[str, Any]], *logs: str, json_out: boo
     summary.write_text(json.dumps({"served": entries}))
     args = ["check", "--summary", str(summary), *[a for log in logs for a in ("--log", log)]]
     return CliRunner().invoke(app, [*args, *(["--json"] if json_out else [])])
+
+
+def test_cpu_repack_copies_are_overhead_not_weights() -> None:
+    """llama.cpp on a CPU with AMX (the container's host) keeps a repacked second copy of the
+    tiny model's output matrix beside the mapped file: the file is the weights, the copy the
+    engine's overhead on that CPU (the MiB lines are the molecule llama_cpp run's)."""
+    entry = {**served("llama_cpp", "u", 4096, 2, weights_gb=0.03906), "device": "CPU"}
+    entry["devices"] = 0
+    log = "\n".join(
+        [
+            "load_tensors:   CPU_Mapped model buffer size =    37.20 MiB",
+            "load_tensors:          AMX model buffer size =    18.70 MiB",
+            "llama_context:        CPU compute buffer size =     6.17 MiB",
+        ]
+    )
+    terms = check.compare(entry, log)["terms"]
+    assert terms["weights"]["actual_gb"] == round(37.20 * MIB / 1e9, 6)
+    assert terms["overhead"]["actual_gb"] == round((18.70 + 6.17) * MIB / 1e9, 6)
 
 
 def test_a_promise_kept_exits_0_with_the_table(tmp_path: Path) -> None:
@@ -157,10 +176,41 @@ def test_the_next_plan_shows_the_measured_totals(tmp_path: Path) -> None:
     want = row["weights_gb"] * 0.5 + row["kv_cache_gb"] * 0.25 + row["overhead_gb"]
     assert row["calibrated_total_gb"] == pytest.approx(want, abs=0.002)
     table = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
-    assert "measured" in table.output and "calibration.json from airig check" in table.output
+    assert "measured" in table.output and "calibration.json, from airig check" in table.output
     other = ["plan", "-p", "home", "-m", "llama-3.1-8b", "-q", "Q4_K_M"]
     result = CliRunner().invoke(app, [*other, "--calibration", str(path), "--json"])
     assert json.loads(result.output)[0]["calibrated_total_gb"] is None
+
+
+def test_on_a_box_the_plan_shows_its_own_calibration_unasked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 3: the next plan for a box uses what it measured, for its own profile
+    only, shown as such; --no-calibration and a box never checked give the plan alone."""
+    from airig import check
+
+    monkeypatch.setattr(check, "STATE_DIR", tmp_path)
+    args = ["plan", "-p", "home", "-p", "team", "-m", "qwen3-8b", "-q", "Q4_K_M", "--json"]
+    (tmp_path / "summary.json").write_text(json.dumps({"profile": "home"}))
+    result = CliRunner().invoke(app, args)
+    assert all("calibrated_total_gb" not in r for r in json.loads(result.output))
+    (tmp_path / "calibration.json").write_text(
+        json.dumps({"llama_cpp/qwen3-8b": {"weights": {"ratio": 0.5}, "kv": {"ratio": 1.0}}})
+    )
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["profile"]: r for r in json.loads(result.output)}
+    home = rows["home"]
+    want = home["weights_gb"] * 0.5 + home["kv_cache_gb"] + home["overhead_gb"]
+    assert home["calibrated_total_gb"] == pytest.approx(want, abs=0.002)
+    assert rows["team"]["calibrated_total_gb"] is None  # another box's measurements: not these
+    table = CliRunner().invoke(app, args[:-1], env={"COLUMNS": "200"})
+    assert f"this box's {tmp_path / 'calibration.json'}, from airig check" in table.output
+    off = CliRunner().invoke(app, [*args, "--no-calibration"])
+    assert all("calibrated_total_gb" not in r for r in json.loads(off.output))
+    (tmp_path / "calibration.json").write_text("{not json")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "calibrated_total_gb" not in result.output
 
 
 def test_plot_draws_plan_against_actual(tmp_path: Path) -> None:

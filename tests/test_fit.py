@@ -44,11 +44,13 @@ def test_vllm_tensor_parallel_splits_evenly(catalog: Catalog) -> None:
     cap = 32 * 2**30 * mem.NVML_VISIBLE_FRACTION
     # vLLM on an RTX 5090 sees 31.37 GiB; at TP 8 with one sequence and 2048 batched tokens:
     # activation = the forward pass (28672 FFN / 8 x 3 + 8 x 8192 hidden, 16-bit, per token),
-    # non-torch 0.25 + 1.7 GiB (tensor parallel), CUDA graphs 0.71 GiB.
+    # non-torch 0.25 + 1.7 GiB (tensor parallel), CUDA graphs 0.71 GiB, the RoPE table on every
+    # GPU (131072 positions x head dim 128, 16-bit).
     ffn = mem.ffn_width(catalog.model("llama-3.1-70b"))
     assert ffn == pytest.approx(28672, rel=0.01)  # Llama 3.1 70B's intermediate_size
     activation = 2048 * 2 * (3 * ffn / 8 + 8 * 8192)
-    overhead = cap - 0.9 * 31.37 * 2**30 + activation + (0.25 + 1.7 + 0.71) * 2**30
+    rope = 131072 * 128 * 2
+    overhead = cap - 0.9 * 31.37 * 2**30 + activation + (0.25 + 1.7 + 0.71) * 2**30 + rope
     assert row.per_gpu_need_gb == pytest.approx((weights / 8 + kv / 8 + overhead) / 1e9, abs=0.002)
 
 

@@ -221,3 +221,39 @@ def test_airig_verify_json(fake_nvml_dir: Path, tmp_path: Path) -> None:
 def test_airig_verify_bad_advisory(fake_nvml_dir: Path, tmp_path: Path) -> None:
     run = airig_verify(tmp_path, fake_nvml_dir, "home", "--advisory", "pci")
     assert run.returncode == 2 and "--advisory: unknown check(s) pci" in run.stderr
+
+
+def test_check_step_reads_nvml_memory_per_engine_unit(fake_nvml_dir: Path, tmp_path: Path) -> None:
+    """site.yml's check step on a GPU box (playbooks/tasks/check_nvml.yml): NVML's per-process
+    memory (the double plays the home box with processes on both GPUs) summed per systemd
+    service through /proc/PID/cgroup (a fixture tree: a kernel's files cannot be made here).
+    A desktop process and one that ended in between are not the engine's."""
+    unit = "airig-llama-server@qwen3-32b.service"
+    box = json.loads((FIXTURES / "home.json").read_text())
+    gib = 1024**3
+    box["gpus"][0]["processes"] = [[4242, 20 * gib], [5151, 1 * gib], [999999, 3 * gib]]
+    box["gpus"][1]["processes"] = [[4242, 18 * gib]]
+    config = tmp_path / "box.json"
+    config.write_text(json.dumps(box))
+    cgroups = {
+        4242: rf"0::/system.slice/system-airig\x2dllama\x2dserver.slice/{unit}",
+        5151: "0::/user.slice/user-1000.slice/session-3.scope",
+    }
+    for pid, text in cgroups.items():
+        (tmp_path / "proc" / str(pid)).mkdir(parents=True)
+        (tmp_path / "proc" / str(pid) / "cgroup").write_text(text + "\n")
+    results_file = tmp_path / "results.json"
+    extra = {
+        "fake_nvml_dir": str(fake_nvml_dir),
+        "nvml_config": str(config),
+        "proc_dir": str(tmp_path / "proc"),
+        "unit": unit,
+        "log_file": str(REPO / "tests/data/engine_logs/llama_server_2x3090_old.log"),
+        "results_file": str(results_file),
+    }
+    run = playbook(tmp_path, "check_nvml.yml", extra)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (result,) = json.loads(results_file.read_text())["results"]
+    assert result["unit"] == unit
+    assert result["nvml_gb"] == round(38 * gib / 1e9, 3)
+    assert result["terms"]["weights"]["actual_gb"] > 0

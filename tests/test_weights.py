@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,27 @@ def test_fp8_bf16_blocks_is_checked(tmp_path: Path, blocks: object) -> None:
     path.write_text(yaml.safe_dump({"models": [entry]}))
     with pytest.raises(CatalogError, match="fp8_bf16_blocks: bad value"):
         Catalog.default().with_model_file(path)
+
+
+def test_the_tiny_test_model_is_counted_as_its_writer_writes_it(catalog: Catalog) -> None:
+    """The container scenarios compare the plan with llama-server's buffers for the catalog's
+    airig-tiny: its entry must be what tests/mirror/tiny_gguf.py writes (every matrix F16, Qwen2's
+    vocabulary, as Qwen3 8B's), and a person browsing the catalog does not see it."""
+    sys.path.insert(0, str(Path(__file__).parent / "mirror"))
+    import tiny_gguf
+
+    tiny = catalog.model("airig-tiny")
+    h, ff, layers = tiny_gguf.HIDDEN, tiny_gguf.FF, tiny_gguf.LAYERS
+    vocab = catalog.model("qwen3-8b").vocab
+    params = 2 * vocab * h + layers * (4 * h * h + 3 * ff * h) + (2 * layers + 1) * h
+    assert tiny.params_b * 1e9 == pytest.approx(params, rel=1e-12)
+    assert (tiny.layers, tiny.hidden, tiny.heads, tiny.kv_heads, tiny.head_dim, tiny.vocab) == (
+        layers,
+        h,
+        tiny_gguf.HEADS,
+        tiny_gguf.HEADS,
+        h // tiny_gguf.HEADS,
+        vocab,
+    )
+    assert weights_bytes(tiny, catalog.quant("FP16")) == pytest.approx(2 * params)
+    assert "airig-tiny" not in [m.name for m in catalog.models]

@@ -65,12 +65,28 @@ def model_fit(
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def plan_vs_actual(plan: dict[str, Any], logs: dict[str, str]) -> dict[str, Any]:
-    """The engine plan's served models against their units' start-up lines (unit -> text)."""
+def nvml_by_unit(gpu_facts: dict[str, Any], cgroups: dict[Any, str]) -> dict[str, float]:
+    """GPU memory in use per systemd service: gpu_verify's facts (per-process memory) and each
+    process's /proc/PID/cgroup text (pid -> text), read on the box."""
+    if AIRIG_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("the airig Python package is missing on the controller")
+    texts = {int(pid): str(text) for pid, text in cgroups.items()}
+
+    def owner(pid: int) -> str | None:
+        return _check.unit_of(pid, lambda _path: texts[pid]) if pid in texts else None
+
+    return _check.nvml_by_unit(gpu_facts or {}, owner)
+
+
+def plan_vs_actual(
+    plan: dict[str, Any], logs: dict[str, str], nvml: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """The engine plan's served models against their units' start-up lines (unit -> text) and,
+    on a GPU box, what NVML says each unit's processes use (unit -> bytes)."""
     if AIRIG_IMPORT_ERROR is not None:
         raise AnsibleFilterError("the airig Python package is missing on the controller")
     try:
-        results = _check.check(plan, {str(k): str(v) for k, v in logs.items()})
+        results = _check.check(plan, {str(k): str(v) for k, v in logs.items()}, nvml or None)
     except AirigError as exc:
         raise AnsibleFilterError(str(exc)) from exc
     return {
@@ -87,4 +103,5 @@ class FilterModule:
             "model_fit": model_fit,
             "engine_plan": engine_plan,
             "plan_vs_actual": plan_vs_actual,
+            "nvml_by_unit": nvml_by_unit,
         }

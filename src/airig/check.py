@@ -7,8 +7,10 @@ really allocated. The result is what `airig check` prints and what site.yml stor
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from airig import engine_logs
@@ -19,6 +21,18 @@ from airig.planner.memory import GB, MIB
 # compute/output buffers, vLLM's activation peak + non-torch + CUDA graphs, Ollama's compute
 # graph. CUDA context and safety margins are not in any report.
 TERMS = {"weights": "weights", "kv": "kv", "overhead": "compute"}
+# llama.cpp's CPU repack buffers: a second copy of some weights laid out for this CPU's kernels
+# (AMX tiles on Xeons since Sapphire Rapids; the container's host repacks the tiny model's
+# 19.4 MB output matrix), the file staying mapped beside them: the engine's overhead on this
+# CPU, not the model's weights.
+REPACKED = frozenset({"AMX", "CPU_REPACK"})
+
+
+def _actual(memory: engine_logs.EngineMemory, term: str, gpu: bool) -> float:
+    """Bytes the engine reported for a plan term (GPU devices only on a GPU box)."""
+    repacked = 0.0 if gpu else sum(v for d, v in memory.weights.items() if d in REPACKED)
+    total = memory.total(TERMS[term], gpu_only=gpu)
+    return {"weights": total - repacked, "kv": total, "overhead": total + repacked}[term]
 
 
 def _planned(entry: dict[str, Any], term: str) -> float:
@@ -61,13 +75,13 @@ def compare(entry: dict[str, Any], text: str, nvml_bytes: float | None = None) -
             f"journalctl -u {entry['unit']})"
         )
         return result
-    for term, kind in TERMS.items():
-        actual = memory.total(kind, gpu_only=gpu) / GB
+    for term in TERMS:
+        actual = _actual(memory, term, gpu) / GB
         plan = _planned(entry, term)
         result["terms"][term] = {
-            "plan_gb": round(plan, 3),
-            "actual_gb": round(actual, 3),
-            "drift_gb": round(actual - plan, 3),
+            "plan_gb": round(plan, 6),
+            "actual_gb": round(actual, 6),
+            "drift_gb": round(actual - plan, 6),
         }
     delivered = _delivered(memory, context, users)
     result["delivered"] = delivered
@@ -189,6 +203,26 @@ def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
         for r in results
         if r["terms"]
     }
+
+
+STATE_DIR = Path("/srv/airig/state")
+
+
+def box_calibration(state_dir: Path | None = None) -> tuple[str, dict[str, Any]] | None:
+    """On a provisioned box: its profile's name (summary.json) and the drift its engines
+    measured (calibration.json), which `airig plan` shows for that profile's rows unasked.
+    None where either is missing, unreadable or not what airig writes (not a box, or never
+    checked): a plan elsewhere is the plan alone."""
+    state = state_dir or STATE_DIR
+    try:
+        summary = json.loads((state / "summary.json").read_text(encoding="utf-8"))
+        measured = json.loads((state / "calibration.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(summary, dict) or not isinstance(measured, dict):
+        return None
+    profile = summary.get("profile")
+    return (profile, measured) if isinstance(profile, str) and profile else None
 
 
 def calibrated_total_gb(row: Any, measured: dict[str, Any]) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -236,10 +237,15 @@ def plan_cmd(
     calibration: Annotated[
         Path | None,
         typer.Option(
-            help="A box's calibration.json (airig check): show its measured totals beside.",
+            help="A box's calibration.json (airig check): show its measured totals beside. "
+            "On a provisioned box its own is shown for its profile unasked.",
             show_default=False,
         ),
     ] = None,
+    no_calibration: Annotated[
+        bool,
+        typer.Option("--no-calibration", help="The plan alone, without this box's measurements."),
+    ] = False,
 ) -> None:
     """Which models fit which build, at which quantization, with how much context for how
     many users. GB = 10^9 bytes."""
@@ -274,9 +280,7 @@ def plan_cmd(
         if plot:
             _check_plot_path(plot)
         rows = plan(request, catalog)
-        measured = _read_json(calibration, "--calibration") if calibration else None
-        if measured is not None and not isinstance(measured, dict):
-            raise InputError(f"--calibration: {calibration} is not a calibration.json")
+        measured = _measured(calibration, no_calibration)
         if plot:
             from airig.planner.plot import render
 
@@ -537,17 +541,48 @@ def _plan_console() -> Console:
     return out if out.is_terminal else Console(markup=False, width=1000)
 
 
-def _row_dict(row: PlanRow, measured: dict[str, object] | None) -> dict[str, object]:
-    data = row.to_dict()
-    if measured is not None:
+@dataclass(frozen=True)
+class _Measured:
+    """Drift a box measured (calibration.json), for the rows of ``profile`` (None: every row)."""
+
+    data: dict[str, object]
+    profile: str | None
+    source: str
+
+    def total_gb(self, row: PlanRow) -> float | None:
         from airig.check import calibrated_total_gb
 
-        data["calibrated_total_gb"] = calibrated_total_gb(row, measured)
+        if self.profile is not None and row.profile != self.profile:
+            return None
+        return calibrated_total_gb(row, self.data)
+
+
+def _measured(path: Path | None, off: bool) -> _Measured | None:
+    """--calibration FILE for every row; else, on a provisioned box, its own calibration.json
+    for its own profile (shown as such); --no-calibration: neither."""
+    from airig import check
+
+    if path is not None:
+        data = _read_json(path, "--calibration")
+        if not isinstance(data, dict):
+            raise InputError(f"--calibration: {path} is not a calibration.json")
+        return _Measured(data, None, str(path))
+    box = None if off else check.box_calibration()
+    if box is None:
+        return None
+    profile, data = box
+    return _Measured(data, profile, f"this box's {check.STATE_DIR / 'calibration.json'}")
+
+
+def _row_dict(row: PlanRow, measured: _Measured | None) -> dict[str, object]:
+    data = row.to_dict()
+    if measured is not None:
+        data["calibrated_total_gb"] = measured.total_gb(row)
     return data
 
 
 def _plan_columns(
-    request: PlanRequest, wide: bool, arch: bool, measured: dict[str, object] | None = None
+    request: PlanRequest, wide: bool, arch: bool, measured: _Measured | None = None
 ) -> list[tuple[str, bool, Callable[[PlanRow], str | Text]]]:
     """The plan table's columns as (header, left-justified, cell): the default set fits 80
     columns in whole GB, --wide adds weights, KV cache, overhead, capacity, free and why not
@@ -578,10 +613,9 @@ def _plan_columns(
         ("why not", True, lambda r: r.reason, False, True),
     ]  # fmt: skip
     if measured is not None:
-        from airig.check import calibrated_total_gb
 
         def calibrated(r: PlanRow) -> str:
-            got = calibrated_total_gb(r, measured)
+            got = measured.total_gb(r)
             return "-" if got is None else gb(got)
 
         at = next(i for i, col in enumerate(every) if col[0] in ("total", "needs GB")) + 1
@@ -597,7 +631,7 @@ def _render_plan(
     rows: list[PlanRow],
     request: PlanRequest,
     wide: bool = False,
-    measured: dict[str, object] | None = None,
+    measured: _Measured | None = None,
 ) -> None:
     """One table per profile. Default: the columns a person decides with, fitting 80 columns;
     --wide: every column. Cells wrap rather than being cut to "…"."""
@@ -631,7 +665,7 @@ def _render_plan(
             + ("" if wide else " --wide: weights, KV cache, overhead and why not.")
             + (
                 " measured: the plan with this box's weights and KV cache as its engines "
-                "reported them (calibration.json from airig check)."
+                f"reported them ({measured.source}, from airig check)."
                 if measured is not None
                 else ""
             ),

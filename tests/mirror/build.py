@@ -3,7 +3,7 @@ built from what this machine can reach, served on 127.0.0.1 with HTTP range supp
 downloads). Containers use host networking, so roles fetch from it as from any mirror.
 
   llama.cpp/llama_cpp_python-<v>.tar.gz   PyPI sdist; its vendor/llama.cpp is the source tree
-  models/tiny-scripted.gguf               TEST MODEL (tests/mirror/tiny_gguf.py)
+  models/airig-tiny.gguf                  TEST MODEL (tests/mirror/tiny_gguf.py)
   hermes-agent/<tag>.tar.gz               Hermes Agent 0.19.0's PyPI sdist tree in the layout of
                                           GitHub's tag archive (hermes-agent-2026.7.20/...)
   ollama/<v>/ollama-linux-amd64.tar.zst   TEST DOUBLE archive (tests/mirror/ollama_standin)
@@ -127,7 +127,7 @@ def hermes_release(root: Path) -> Path:
 
 
 def tiny_model(root: Path, sdist: Path) -> Path:
-    out = root / "models" / "tiny-scripted.gguf"
+    out = root / "models" / "airig-tiny.gguf"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

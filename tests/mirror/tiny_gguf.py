@@ -66,8 +66,12 @@ def write(vocab_gguf: Path, template: Path, out: Path) -> Path:
     w.add_add_bos_token(False)
     w.add_chat_template(template.read_text(encoding="utf-8"))
 
+    # Every matrix F16 (the catalog's airig-tiny at FP16), norms F32 as llama.cpp keeps them.
     def rand(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        return (rng.standard_normal(shape) * 0.02).astype(np.float16)
+
+    def zeros(*shape: int) -> np.ndarray:
+        return np.zeros(shape, dtype=np.float16)
 
     w.add_tensor("token_embd.weight", embd.astype(np.float16))
     w.add_tensor("output_norm.weight", np.ones(HIDDEN, dtype=np.float32))
@@ -78,11 +82,11 @@ def write(vocab_gguf: Path, template: Path, out: Path) -> Path:
         w.add_tensor(p + "attn_q.weight", rand(HIDDEN, HIDDEN))
         w.add_tensor(p + "attn_k.weight", rand(HIDDEN, HIDDEN))
         w.add_tensor(p + "attn_v.weight", rand(HIDDEN, HIDDEN))
-        w.add_tensor(p + "attn_output.weight", np.zeros((HIDDEN, HIDDEN), dtype=np.float32))
+        w.add_tensor(p + "attn_output.weight", zeros(HIDDEN, HIDDEN))
         w.add_tensor(p + "ffn_norm.weight", np.ones(HIDDEN, dtype=np.float32))
         w.add_tensor(p + "ffn_gate.weight", rand(FF, HIDDEN))
         w.add_tensor(p + "ffn_up.weight", rand(FF, HIDDEN))
-        w.add_tensor(p + "ffn_down.weight", np.zeros((HIDDEN, FF), dtype=np.float32))
+        w.add_tensor(p + "ffn_down.weight", zeros(HIDDEN, FF))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

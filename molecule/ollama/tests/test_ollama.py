@@ -68,9 +68,9 @@ def test_version_endpoint(host):
 def test_model_imported_from_the_data_directory(host):
     status, body = http(host, "http://127.0.0.1:11434/api/tags")
     models = {m["name"]: m for m in json.loads(body)["models"]}
-    assert models["qwen3-8b:q4_k_m"]["from"] == "/srv/airig/models/tiny-scripted.gguf"
-    modelfile = host.file("/etc/airig/ollama/qwen3-8b.Modelfile").content_string
-    assert "FROM /srv/airig/models/tiny-scripted.gguf" in modelfile
+    assert models["airig-tiny:fp16"]["from"] == "/srv/airig/models/airig-tiny.gguf"
+    modelfile = host.file("/etc/airig/ollama/airig-tiny.Modelfile").content_string
+    assert "FROM /srv/airig/models/airig-tiny.gguf" in modelfile
     assert "PARAMETER num_ctx 4096" in modelfile
 
 

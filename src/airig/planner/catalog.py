@@ -13,6 +13,8 @@ from airig._suggest import allowed_list, did_you_mean
 from airig.errors import CatalogError
 
 DATA_DIR = Path(__file__).parent / "data"
+# Models that exist only for airig's own tests (the container scenarios' tiny GGUF).
+TEST_FAMILY = "test"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ModelSpec:
     sliding_window_layers: int = 0
     expert_params_b: float | None = None
     fp8_bf16_blocks: int | None = None
+    rope_cache_positions: tuple[int, ...] | None = None
     note: str = ""
     estimated_from: str | None = None
 
@@ -113,6 +116,18 @@ def _model_from_dict(entry: Any, source: str) -> ModelSpec:
             f"{source}: model {name}: field fp8_bf16_blocks: bad value {blocks!r}: expected a "
             f"whole number from 0 to layers ({entry['layers']})"
         )
+    rope = entry.get("rope_cache_positions")
+    if rope is not None:
+        if (
+            not isinstance(rope, list | tuple)
+            or not rope
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in rope)
+        ):
+            raise CatalogError(
+                f"{source}: model {name}: field rope_cache_positions: bad value {rope!r}: "
+                "expected a list of whole numbers > 0 (positions of each distinct RoPE table)"
+            )
+        entry = {**entry, "rope_cache_positions": tuple(rope)}
     if entry["heads"] % entry["kv_heads"]:
         raise CatalogError(
             f"{source}: model {name}: field kv_heads: {entry['kv_heads']} must divide "
@@ -181,7 +196,8 @@ class Catalog:
 
     @property
     def models(self) -> list[ModelSpec]:
-        return list(self._models.values())
+        """The catalog a person browses: test models (family ``test``) only when named."""
+        return [m for m in self._models.values() if m.family != TEST_FAMILY]
 
     @property
     def quants(self) -> list[QuantFormat]:

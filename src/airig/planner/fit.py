@@ -84,7 +84,7 @@ class PlanRow:
 
 
 def _gb(value: float) -> float:
-    return round(value / mem.GB, 3)
+    return round(value / mem.GB, 6)
 
 
 def _rule_of_thumb(model: ModelSpec, quant: str, profile: Profile) -> PlanRow:

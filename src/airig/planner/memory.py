@@ -277,6 +277,17 @@ def ffn_width(model: ModelSpec) -> float:
     return max(mlp, 0.0) / (3 * model.hidden)
 
 
+def vllm_rope_cache_bytes(model: ModelSpec) -> float:
+    """vLLM's RoPE cos/sin tables: one per distinct RoPE, positions x rotary dim in the model's
+    16-bit dtype, on every GPU, counted in "Model loading took" (vLLM's rotary_embedding:
+    linear scaling builds max_position_embeddings x factor positions). Gemma 3's global layers
+    (factor 8: 1048576 positions) and local ones (131072) at head dim 256 take 0.56 GiB: the gap
+    between gemma-3-4b's 8.01 GiB of BF16 weights and the 8.58 GiB vLLM reported (vllm pull
+    request #21489). A few MiB for most models."""
+    positions = model.rope_cache_positions or (model.max_context,)
+    return float(sum(positions) * model.head_dim * 2)
+
+
 def vllm_overhead_terms(
     model: ModelSpec,
     *,
@@ -285,8 +296,9 @@ def vllm_overhead_terms(
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
     sampler_warmup: bool = True,
 ) -> dict[str, float]:
-    """Bytes vLLM's profiling subtracts per GPU besides weights: activation peak, non-torch
-    memory, CUDA graphs (see the constants above for sources)."""
+    """Bytes vLLM's profiling subtracts per GPU besides the checkpoint's weights: activation
+    peak, non-torch memory, CUDA graphs (see the constants above for sources) and the RoPE
+    tables (which vLLM reports inside its weights figure)."""
     tokens = max_num_batched_tokens
     forward = (
         tokens
@@ -303,4 +315,5 @@ def vllm_overhead_terms(
         "activation": max(forward, sampler),
         "non_torch": non_torch * GIB,
         "cuda_graphs": VLLM_CUDA_GRAPH_GIB * GIB,
+        "rope_cache": vllm_rope_cache_bytes(model),
     }
