@@ -43,6 +43,8 @@ lint: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/plan_speed.py
 	$(BIN)/python bench/plan_accuracy.py
+	$(BIN)/python bench/exporter_scrape.py
+	$(BIN)/python bench/burn_sampling.py
 	scripts/container-env bookworm
 	$(BIN)/python bench/converge_speed.py nvidia_driver
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service

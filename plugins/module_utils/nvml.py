@@ -62,6 +62,24 @@ ERROR_HINTS = {
 }
 
 
+# Why clocks are below their maximum (nvml.h, nvmlClocksEventReason*): the names the exporter
+# and the alert rules use. Power and thermal reasons mean the GPU is throttled.
+CLOCK_EVENT_REASONS = {
+    "gpu_idle": 0x1,
+    "applications_clocks": 0x2,
+    "sw_power_cap": 0x4,
+    "hw_slowdown": 0x8,
+    "sync_boost": 0x10,
+    "sw_thermal": 0x20,
+    "hw_thermal": 0x40,
+    "hw_power_brake": 0x80,
+    "display_clock": 0x100,
+}
+# nvml.h: nvmlClockType_t, nvmlMemoryErrorType_t, nvmlEccCounterType_t.
+NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM, NVML_CLOCK_MEM = 0, 1, 2
+NVML_MEMORY_ERROR_CORRECTED, NVML_MEMORY_ERROR_UNCORRECTED = 0, 1
+NVML_VOLATILE_ECC = 0
+
 # NVML failures that mean "no NVIDIA driver here": on a CPU-only profile that is what was ordered.
 NO_DRIVER_KINDS = ("library_not_found", "driver_not_loaded")
 
@@ -108,18 +126,27 @@ def probe(nvml: Any) -> dict[str, Any]:
     A query a GPU does not support yields None; a GPU that fell off the bus is reported with
     ``lost: true``. Raises ProbeError when NVML itself cannot start.
     """
+    init(nvml)
     try:
-        nvml.nvmlInit()
-    except nvml.NVMLError as exc:
-        raise ProbeError(_kind_of(getattr(exc, "value", None)), str(exc)) from exc
-    try:
-        return _probe_system(nvml)
+        return read(nvml)
     finally:
         with contextlib.suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
 
 
-def _probe_system(nvml: Any) -> dict[str, Any]:
+def init(nvml: Any) -> None:
+    """Start NVML, or raise ProbeError with what to do."""
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        raise ProbeError(_kind_of(getattr(exc, "value", None)), str(exc)) from exc
+
+
+def read(nvml: Any, telemetry: bool = False) -> dict[str, Any]:
+    """The facts of ``probe`` from an NVML already started (a long-running reader such as the
+    exporter keeps it open); ``telemetry``: also what changes by the second (power, clocks and
+    why they are lowered, utilisation, ECC error counts) under each GPU's ``telemetry``."""
+
     def opt(fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
@@ -141,13 +168,13 @@ def _probe_system(nvml: Any) -> dict[str, Any]:
     }
     count = nvml.nvmlDeviceGetCount()
     for index in range(count):
-        facts["gpus"].append(_probe_gpu(nvml, index, opt))
+        facts["gpus"].append(_probe_gpu(nvml, index, opt, telemetry))
     facts["gpu_count"] = count
     facts["total_memory_mib"] = sum(g.get("memory_total_mib") or 0 for g in facts["gpus"])
     return facts
 
 
-def _probe_gpu(nvml: Any, index: int, opt: Any) -> dict[str, Any]:
+def _probe_gpu(nvml: Any, index: int, opt: Any, telemetry: bool = False) -> dict[str, Any]:
     try:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
         name = _text(nvml.nvmlDeviceGetName(handle))
@@ -156,7 +183,10 @@ def _probe_gpu(nvml: Any, index: int, opt: Any) -> dict[str, Any]:
             return {"index": index, "lost": True, "error": str(exc)}
         raise
     try:
-        return _gpu_facts(nvml, index, handle, name, opt)
+        facts = _gpu_facts(nvml, index, handle, name, opt)
+        if telemetry:
+            facts["telemetry"] = _telemetry(nvml, handle, opt)
+        return facts
     except nvml.NVMLError as exc:
         if getattr(exc, "value", None) == NVML_ERROR_GPU_IS_LOST:
             return {"index": index, "name": name, "lost": True, "error": str(exc)}
@@ -201,6 +231,37 @@ def _gpu_facts(nvml: Any, index: int, handle: Any, name: str, opt: Any) -> dict[
             {"pid": p.pid, "used_memory_mib": (p.usedGpuMemory or 0) // MIB} for p in procs
         ],
     }
+
+
+def _telemetry(nvml: Any, handle: Any, opt: Any) -> dict[str, Any]:
+    power = opt(nvml.nvmlDeviceGetPowerUsage, handle)
+    # The older name is the one Debian 12's python3-pynvml (11.495) has.
+    reasons_fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+    reasons = opt(reasons_fn or nvml.nvmlDeviceGetCurrentClocksThrottleReasons, handle)
+    util = opt(nvml.nvmlDeviceGetUtilizationRates, handle)
+
+    def ecc(kind: int) -> Any:
+        return opt(nvml.nvmlDeviceGetTotalEccErrors, handle, kind, NVML_VOLATILE_ECC)
+
+    return {
+        "power_w": power / 1000 if power is not None else None,
+        "clock_sm_mhz": opt(nvml.nvmlDeviceGetClockInfo, handle, NVML_CLOCK_SM),
+        "clock_mem_mhz": opt(nvml.nvmlDeviceGetClockInfo, handle, NVML_CLOCK_MEM),
+        "clock_event_reasons": (
+            None
+            if reasons is None
+            else sorted(name for name, bit in CLOCK_EVENT_REASONS.items() if reasons & bit)
+        ),
+        "utilization_gpu_pct": util.gpu if util is not None else None,
+        "utilization_memory_pct": util.memory if util is not None else None,
+        "ecc_errors_corrected": ecc(NVML_MEMORY_ERROR_CORRECTED),
+        "ecc_errors_uncorrected": ecc(NVML_MEMORY_ERROR_UNCORRECTED),
+        "display_active": _enabled(opt(nvml.nvmlDeviceGetDisplayActive, handle)),
+    }
+
+
+def _enabled(state: Any) -> bool | None:
+    return None if state is None else bool(state)
 
 
 # ---- verification ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -434,6 +434,104 @@ def doctor_cmd(
         table.add_row(f.what, Text(f.value, style=colors[f.verdict]), f.why)
     out.print(table)
     raise typer.Exit(report.exit_code)
+
+
+@app.command("burn")
+def burn_cmd(
+    seconds: Annotated[float, typer.Option(help="How long each GPU runs under load.")] = 300.0,
+    interval: Annotated[float, typer.Option(help="Seconds between NVML samples.")] = 1.0,
+    load: Annotated[
+        str,
+        typer.Option(
+            help="torch: a matrix product per GPU (the vLLM venv's Python, or --python); cpu: the "
+            "same on the CPU (tries the orchestration without a GPU load); none: sample only; "
+            "auto: torch when found, else none."
+        ),
+    ] = "auto",
+    python: Annotated[
+        Path | None,
+        typer.Option(help="A Python with torch for the GPU load.", show_default=False),
+    ] = None,
+    max_temp: Annotated[
+        float, typer.Option(help="A GPU that reaches this temperature (C) fails.")
+    ] = 90.0,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where burn.json and burn.png go. Default: /srv/airig/state/burn/TIME on a "
+            "provisioned box, else ./airig-burn-TIME.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Burn the box in: every GPU under a sustained load while NVML is sampled (temperatures,
+    power, clocks and why they drop, ECC, XID errors, lost GPUs); pass or fail per GPU with
+    what to do. Exit 0 pass, 1 fail, 2 cannot run."""
+    from airig import burn
+    from airig.verify import nvml_utils
+
+    with _user_errors():
+        if load not in ("auto", "torch", "cpu", "none"):
+            raise InputError(f"--load: unknown load '{load}'; allowed: auto, torch, cpu, none")
+        try:
+            import pynvml
+        except ImportError:
+            raise InputError("airig burn needs nvidia-ml-py (pynvml)") from None
+        config = burn.BurnConfig(
+            seconds=seconds, interval=interval, load=load, python=python, max_temp_c=max_temp
+        )
+        report = _burn_with_progress(config, nvml_utils(), pynvml, as_json)
+        json_path, png = burn.write_report(report, out_dir or burn.default_out_dir())
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        raise typer.Exit(report.exit_code)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col in ("GPU", "name", "max C", "max W", "min MHz", "verdict"):
+        table.add_column(col, overflow="fold")
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    for g in report.gpus:
+        verdict = Text("pass", style="green") if g.passed else Text("FAIL", style="red")
+        table.add_row(
+            str(g.index), g.name, num(g.max_temp_c), num(g.max_power_w), num(g.min_sm_clock_mhz),
+            verdict,
+        )  # fmt: skip
+    out.print(f"airig burn: {len(report.samples)} samples, load {report.load}")
+    out.print(table)
+    for g in report.gpus:
+        for line in g.failures:
+            out.print(Text(f"GPU {g.index}: ", style="red") + Text(line))
+        for line in g.warnings:
+            out.print(Text(f"GPU {g.index}: ", style="yellow") + Text(line))
+    out.print(f"report: {json_path}, plot: {png}")
+    raise typer.Exit(report.exit_code)
+
+
+def _burn_with_progress(config: Any, utils: Any, nvml: Any, quiet: bool) -> Any:
+    """Run the burn-in with a progress line (elapsed and hottest GPU) on a terminal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from airig import burn
+
+    if quiet or not err.is_terminal:
+        return burn.run(config, utils, nvml)
+    bar = Progress(
+        TextColumn("burn-in"), BarColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+        console=err, transient=True,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("", total=config.seconds)
+
+        def show(t: float, sample: dict[str, Any]) -> None:
+            temps = [g.get("temperature_c") or 0 for g in sample["gpus"] if not g.get("lost")]
+            hottest = f"hottest {max(temps):.0f} C" if temps else "no GPU answers"
+            bar.update(task, completed=min(t, config.seconds), description=hottest)
+
+        return burn.run(config, utils, nvml, show)
 
 
 @app.command("check")

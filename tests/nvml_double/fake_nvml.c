@@ -14,16 +14,25 @@
  *              "power_limit_mw": 575000, "power_default_mw": 575000, "power_min_mw": 400000,
  *              "power_max_mw": 600000, "ecc": [cur, pending], "mig": [cur, pending],
  *              "temperature": 34, "bar1_total": <bytes>, "processes": [[pid, bytes]],
- *              "lost": false}]}
+ *              "power_mw": 412000, "clocks_mhz": {"sm": 2700, "mem": 14001, "graphics": 2700},
+ *              "clock_event_reasons": <NVML bitmask>, "utilization": [gpu %, memory %],
+ *              "ecc_errors": [corrected, uncorrected], "lost": false}]}
  *
  * A field that is null or absent answers NVML_ERROR_NOT_SUPPORTED (as GeForce cards do for
  * serial, ECC and MIG); "lost": true answers NVML_ERROR_GPU_IS_LOST for every query on that GPU.
+ * "display_active": 1 says the GPU drives a display.
+ *
+ * Time series (burn-in tests): with a top-level "step_ms": N, a GPU's "series": [{...}, ...]
+ * overrides its fields step by step, step k starting k x N ms after nvmlInit; a step's fields
+ * stay until a later step changes them, and the last step holds. A step's "xid": 79 is an XID
+ * critical error event, delivered once through nvmlEventSetWait_v2.
  */
 #define NVML_NO_UNVERSIONED_FUNC_DEFS
 #include <nvml.h>
 
 #include <ctype.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +157,34 @@ static nvmlReturn_t load_config(void) {
 
 static jval *gpus(void) { jval *g = jget(config, "gpus"); return g && g->type == J_ARR ? g : NULL; }
 
+static double started_at;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The time-series step in force: 0 without "step_ms". */
+static int step_now(void) {
+    jval *ms = jget(config, "step_ms");
+    if (!jpresent(ms) || ms->type != J_NUM || ms->num <= 0) return 0;
+    return (int)((now_s() - started_at) * 1000.0 / ms->num);
+}
+
+/* A GPU's field as it stands now: the latest series step that sets it, else the GPU's own. */
+static jval *gfield(jval *gpu, const char *name) {
+    jval *series = jget(gpu, "series");
+    if (series && series->type == J_ARR && series->len > 0) {
+        int step = step_now();
+        for (int i = step < series->len ? step : series->len - 1; i >= 0; i--) {
+            jval *v = jget(series->items[i], name);
+            if (v) return v;
+        }
+    }
+    return jget(gpu, name);
+}
+
 static int gpu_count(void) { jval *g = gpus(); return g ? g->len : 0; }
 
 /* Resolve a handle to its GPU object, or an NVML error. */
@@ -155,14 +192,14 @@ static nvmlReturn_t gpu_of(nvmlDevice_t device, jval **out) {
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (!device || device->index < 0 || device->index >= gpu_count()) return NVML_ERROR_INVALID_ARGUMENT;
     jval *gpu = gpus()->items[device->index];
-    jval *lost = jget(gpu, "lost");
+    jval *lost = gfield(gpu, "lost");
     if (lost && lost->type == J_BOOL && lost->num) return NVML_ERROR_GPU_IS_LOST;
     *out = gpu;
     return NVML_SUCCESS;
 }
 
 #define GPU_OR_RETURN(dev, var) jval *var = NULL; { nvmlReturn_t r_ = gpu_of(dev, &var); if (r_) return r_; }
-#define FIELD_OR_UNSUPPORTED(gpu, name, var) jval *var = jget(gpu, name); if (!jpresent(var)) return NVML_ERROR_NOT_SUPPORTED;
+#define FIELD_OR_UNSUPPORTED(gpu, name, var) jval *var = gfield(gpu, name); if (!jpresent(var)) return NVML_ERROR_NOT_SUPPORTED;
 
 static nvmlReturn_t copy_str(const jval *v, char *buf, unsigned int length) {
     if (!jpresent(v) || v->type != J_STR) return NVML_ERROR_NOT_SUPPORTED;
@@ -180,6 +217,7 @@ nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
     (void)flags;
     nvmlReturn_t r = load_config();
     initialized = r == NVML_SUCCESS;
+    started_at = now_s();
     return r;
 }
 nvmlReturn_t nvmlInit_v2(void) { return nvmlInitWithFlags(0); }
@@ -230,28 +268,28 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (index >= (unsigned int)gpu_count()) return NVML_ERROR_INVALID_ARGUMENT;
     *device = &devices[index];
-    jval *lost = jget(gpus()->items[index], "lost");
+    jval *lost = gfield(gpus()->items[index], "lost");
     if (lost && lost->type == J_BOOL && lost->num) return NVML_ERROR_GPU_IS_LOST;
     return NVML_SUCCESS;
 }
 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int length) {
     GPU_OR_RETURN(d, gpu);
-    return copy_str(jget(gpu, "name"), name, length);
+    return copy_str(gfield(gpu, "name"), name, length);
 }
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int length) {
     GPU_OR_RETURN(d, gpu);
-    return copy_str(jget(gpu, "uuid"), uuid, length);
+    return copy_str(gfield(gpu, "uuid"), uuid, length);
 }
 nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t d, char *serial, unsigned int length) {
     GPU_OR_RETURN(d, gpu);
-    return copy_str(jget(gpu, "serial"), serial, length);
+    return copy_str(gfield(gpu, "serial"), serial, length);
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
     GPU_OR_RETURN(d, gpu);
     FIELD_OR_UNSUPPORTED(gpu, "memory_total", total);
-    jval *used = jget(gpu, "memory_used");
+    jval *used = gfield(gpu, "memory_used");
     m->total = (unsigned long long)total->num;
     m->used = jpresent(used) ? (unsigned long long)used->num : 0;
     m->free = m->total - m->used;
@@ -262,7 +300,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
     nvmlReturn_t r = nvmlDeviceGetMemoryInfo(d, &v1);
     if (r) return r;
     jval *gpu = gpus()->items[d->index];
-    jval *reserved = jget(gpu, "memory_reserved");
+    jval *reserved = gfield(gpu, "memory_reserved");
     m->total = v1.total;
     m->reserved = jpresent(reserved) ? (unsigned long long)reserved->num : 0;
     m->used = v1.used;
@@ -307,6 +345,46 @@ PAIR_GETTER(nvmlDeviceGetMaxPcieLinkWidth, "pcie_width", 1)
     }
 UINT_GETTER(nvmlDeviceGetPowerManagementLimit, "power_limit_mw")
 UINT_GETTER(nvmlDeviceGetPowerManagementDefaultLimit, "power_default_mw")
+UINT_GETTER(nvmlDeviceGetPowerUsage, "power_mw")
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, nvmlClockType_t type, unsigned int *clock) {
+    GPU_OR_RETURN(d, gpu);
+    FIELD_OR_UNSUPPORTED(gpu, "clocks_mhz", clocks);
+    const char *key = type == NVML_CLOCK_SM ? "sm" : type == NVML_CLOCK_MEM ? "mem"
+                    : type == NVML_CLOCK_GRAPHICS ? "graphics" : NULL;
+    jval *v = key ? jget(clocks, key) : NULL;
+    if (!v || v->type != J_NUM) return NVML_ERROR_NOT_SUPPORTED;
+    *clock = (unsigned int)v->num;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d, unsigned long long *reasons) {
+    GPU_OR_RETURN(d, gpu);
+    FIELD_OR_UNSUPPORTED(gpu, "clock_event_reasons", v);
+    *reasons = (unsigned long long)v->num;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t d, unsigned long long *reasons) {
+    return nvmlDeviceGetCurrentClocksEventReasons(d, reasons);
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *util) {
+    GPU_OR_RETURN(d, gpu);
+    FIELD_OR_UNSUPPORTED(gpu, "utilization", u);
+    util->gpu = (unsigned int)item(u, 0);
+    util->memory = (unsigned int)item(u, 1);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, nvmlMemoryErrorType_t type,
+                                         nvmlEccCounterType_t counter, unsigned long long *count) {
+    GPU_OR_RETURN(d, gpu);
+    (void)counter; /* volatile and aggregate alike: the double has one life */
+    FIELD_OR_UNSUPPORTED(gpu, "ecc_errors", e);
+    *count = (unsigned long long)item(e, type == NVML_MEMORY_ERROR_TYPE_CORRECTED ? 0 : 1);
+    return NVML_SUCCESS;
+}
 
 nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t d, unsigned int *min,
                                                           unsigned int *max) {
@@ -352,7 +430,7 @@ nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, nvmlTemperatureSensors_t s
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int *count,
                                                      nvmlProcessInfo_t *infos) {
     GPU_OR_RETURN(d, gpu);
-    jval *procs = jget(gpu, "processes");
+    jval *procs = gfield(gpu, "processes");
     unsigned int n = procs && procs->type == J_ARR ? (unsigned int)procs->len : 0;
     if (n == 0) { *count = 0; return NVML_SUCCESS; }
     if (!infos || *count < n) { *count = n; return NVML_ERROR_INSUFFICIENT_SIZE; }
@@ -364,5 +442,64 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
         infos[i].computeInstanceId = 0xFFFFFFFF;
     }
     *count = n;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetDisplayActive(nvmlDevice_t d, nvmlEnableState_t *active) {
+    GPU_OR_RETURN(d, gpu);
+    jval *v = gfield(gpu, "display_active");
+    *active = jpresent(v) && v->num ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return NVML_SUCCESS;
+}
+
+/* ---- XID events from the time series ------------------------------------------------------ */
+struct nvmlEventSet_st { unsigned char delivered[MAX_GPUS][256]; };
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    *set = calloc(1, sizeof(struct nvmlEventSet_st));
+    return *set ? NVML_SUCCESS : NVML_ERROR_MEMORY;
+}
+
+nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t d, unsigned long long *types) {
+    GPU_OR_RETURN(d, gpu);
+    (void)gpu;
+    *types = nvmlEventTypeXidCriticalError;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set) {
+    GPU_OR_RETURN(d, gpu);
+    (void)gpu;
+    (void)types;
+    return set ? NVML_SUCCESS : NVML_ERROR_INVALID_ARGUMENT;
+}
+
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    int step = step_now();
+    for (int g = 0; g < gpu_count() && g < MAX_GPUS; g++) {
+        jval *series = jget(gpus()->items[g], "series");
+        if (!series || series->type != J_ARR) continue;
+        for (int i = 0; i <= step && i < series->len && i < 256; i++) {
+            jval *xid = jget(series->items[i], "xid");
+            if (!jpresent(xid) || set->delivered[g][i]) continue;
+            set->delivered[g][i] = 1;
+            memset(data, 0, sizeof(*data));
+            data->device = &devices[g];
+            data->eventType = nvmlEventTypeXidCriticalError;
+            data->eventData = (unsigned long long)xid->num;
+            data->gpuInstanceId = 0xFFFFFFFF;
+            data->computeInstanceId = 0xFFFFFFFF;
+            return NVML_SUCCESS;
+        }
+    }
+    struct timespec ts = {(time_t)(timeoutms / 1000), (long)(timeoutms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return NVML_ERROR_TIMEOUT;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+    free(set);
     return NVML_SUCCESS;
 }

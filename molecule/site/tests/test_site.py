@@ -5,11 +5,18 @@ and the kill-and-rerun failure test (side_effect) leaving nothing duplicated or 
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 
-from engine_checks import check_key_file, check_key_not_logged, check_users_file_survives  # noqa: E402
+from engine_checks import (  # noqa: E402
+    check_key_file,
+    check_key_not_logged,
+    check_loopback_only,
+    check_users_file_survives,
+    http,
+)
 
 REPLY = "Hello from airig"  # what tests/mirror/tiny_gguf.py scripts the model to say
 UNIT = "airig-llama-server@airig-tiny.service"
@@ -183,3 +190,40 @@ def test_nothing_duplicated_after_the_killed_run(host):
     )
     assert not host.file("/opt/airig/llama.cpp/0.3.36-0c1e570-cpu/bin/llama-server.new").exists
     assert host.service(UNIT).is_running
+
+
+def targets(host):
+    return json.loads(host.check_output("curl -s http://127.0.0.1:9090/api/v1/targets"))["data"][
+        "activeTargets"
+    ]
+
+
+def test_prometheus_scrapes_every_target_on_loopback(host):
+    """Issue 13: Prometheus and its node exporter from Debian, on 127.0.0.1 only, retention
+    sized to the disk; every target up, llama-server's /metrics read with Prometheus' own copy
+    of its key (the engine answers 401 without one)."""
+    for port in (9090, 9100):
+        check_loopback_only(host, port)
+    deadline = time.monotonic() + 120
+    while not all(t["health"] == "up" for t in targets(host)) and time.monotonic() < deadline:
+        time.sleep(3)
+    got = {t["labels"]["job"]: t for t in targets(host)}
+    assert set(got) == {"prometheus", "node", "llama_cpp"}, got
+    assert all(t["health"] == "up" for t in got.values()), got
+    assert got["llama_cpp"]["labels"]["model"] == "airig-tiny"
+    assert http(host, "http://127.0.0.1:8080/metrics")[0] == 401
+    copy = host.file("/etc/prometheus/airig/keys/llama_cpp.key")
+    assert (copy.user, copy.group, copy.mode) == ("root", "prometheus", 0o640)
+    pid = host.check_output("systemctl show -p MainPID --value prometheus")
+    argv = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    assert "--web.listen-address=127.0.0.1:9090" in argv
+    assert any(a.startswith("--storage.tsdb.retention.size=") and a.endswith("GB") for a in argv)
+
+
+def test_alert_rules_are_loaded_and_pass_their_tests(host):
+    """The rules Prometheus evaluates, and their promtool cases run on the box itself."""
+    rules = json.loads(host.check_output("curl -s http://127.0.0.1:9090/api/v1/rules"))
+    names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
+    assert {"GpuHot", "GpuLost", "GpuXid", "EngineDown", "KvCacheFull", "DiskNearlyFull"} <= names
+    run = host.run("cd /etc/prometheus/airig && promtool test rules alerts.test.yml")
+    assert run.rc == 0 and "SUCCESS" in run.stdout, run.stdout + run.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from airig.planner.catalog import ModelSpec
 from airig.planner.fit import PlanRow
@@ -112,6 +113,54 @@ def render_check(results: list[dict[str, object]], path: Path) -> Path:
         ax.legend()
     if not shown:
         axes[0][0].text(0.5, 0.5, "no engine reported its memory", ha="center")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def render_burn(report: dict[str, Any], path: Path) -> Path:
+    """Write ``path``: per GPU over the burn-in, temperature, power and SM clock, with the
+    samples whose clocks were lowered for heat or the power brake and the XIDs marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (
+        ("temperature_c", "temperature, C"),
+        ("power_w", "power, W"),
+        ("sm_clock_mhz", "SM clock, MHz"),
+    )
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 8), dpi=120, sharex=True)
+    for gpu in report["gpus"]:
+        i = gpu["index"]
+        rows = [(s["t"], s["gpus"][i]) for s in report["samples"] if i < len(s["gpus"])]
+        rows = [(t, g) for t, g in rows if not g.get("lost")]
+        verdict = "pass" if gpu["passed"] else "FAIL"
+        for ax, (key, label) in zip(axes, panels, strict=True):
+            pts = [(t, g[key]) for t, g in rows if g.get(key) is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"GPU {i} ({verdict})")
+            ax.set_ylabel(label)
+        hot = [
+            t
+            for t, g in rows
+            if {"sw_thermal", "hw_thermal", "hw_slowdown", "hw_power_brake"}
+            & set(g.get("reasons", []))
+        ]
+        for t in hot:
+            axes[2].axvline(t, color="tab:red", alpha=0.15)
+    for event in report["xids"]:
+        for ax in axes:
+            ax.axvline(event["t"], color="black", linestyle="--")
+        axes[0].annotate(
+            f"XID {event['xid']} (GPU {event['gpu']})", (event["t"], axes[0].get_ylim()[1])
+        )
+    axes[0].legend(loc="lower right")
+    axes[-1].set_xlabel("seconds")
+    axes[0].set_title(f"airig burn: {'pass' if report['passed'] else 'FAIL'}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
