@@ -23,6 +23,17 @@ DATA = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(REPO / "collections"))
 
 
+def load_file(path: Path) -> Any:
+    """A Python file that is not in a package (a role's files/, scripts/) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def play_tasks(
     tmp_path: Path, tasks: list[dict[str, Any]], extra: dict[str, Any]
 ) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ scripted test model, both agents configured against it and answering through the
 and the kill-and-rerun failure test (side_effect) leaving nothing duplicated or lost."""
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -227,3 +228,45 @@ def test_alert_rules_are_loaded_and_pass_their_tests(host):
     assert {"GpuHot", "GpuLost", "GpuXid", "EngineDown", "KvCacheFull", "DiskNearlyFull"} <= names
     run = host.run("cd /etc/prometheus/airig && promtool test rules alerts.test.yml")
     assert run.rc == 0 and "SUCCESS" in run.stdout, run.stdout + run.stderr
+
+
+def test_the_grafana_dashboard_queries_parse_on_the_box(host):
+    """The dashboard the role installs for a Grafana elsewhere: every query is PromQL that the
+    box's own promtool accepts (as recording rules)."""
+    board = json.loads(host.file("/etc/prometheus/airig/airig.json").content_string)
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"airig:dashboard_{i}", "expr": e} for i, e in enumerate(exprs)
+    ]}]}  # fmt: skip
+    path = "/tmp/airig-dashboard-rules.yml"
+    host.run(f"printf '%s' {shlex.quote(json.dumps(rules))} > {path}")
+    run = host.run(f"promtool check rules {path}")
+    assert run.rc == 0 and f"SUCCESS: {len(exprs)} rules found" in run.stdout, run.stdout + run.stderr
+
+
+def test_the_status_page_in_headless_chromium(host):
+    """Issue 13: the status page on 127.0.0.1, rendered by Debian's Chromium (headless): the
+    box's engine with its plan against actual, its endpoint, the scraped targets, the alerts
+    and the last provisioning; a screenshot is kept (AIRIG_ARTIFACTS, default /tmp)."""
+    check_loopback_only(host, 9447)
+    install = "apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core"
+    assert host.run(f"command -v chromium || DEBIAN_FRONTEND=noninteractive {install}").rc == 0
+    chromium = (
+        "chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-dev-shm-usage"
+        " --disable-background-networking --disable-component-update --disable-sync"
+        " --user-data-dir=/tmp/airig-chromium"
+    )
+    dom = host.check_output(f"{chromium} --dump-dom http://127.0.0.1:9447/ 2>/dev/null")
+    for section in ("gpus", "engines", "endpoints", "targets", "alerts"):
+        assert f'id="{section}"' in dom, section
+    assert "No GPU on this box" in dom
+    assert f"{UNIT}: airig-tiny" in dom and '<span class="ok">ok</span>' in dom
+    assert "<code>http://127.0.0.1:8080/v1</code>" in dom
+    assert '<li class="up">llama_cpp 127.0.0.1:8080: up</li>' in dom
+    assert "Last provisioned: 20" in dom
+    shot = "/tmp/airig-status.png"
+    host.run(f"{chromium} --window-size=1280,1600 --screenshot={shot} http://127.0.0.1:9447/")
+    png = host.file(shot).content
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = Path(os.environ.get("AIRIG_ARTIFACTS", "/tmp")) / "airig-status.png"
+    keep.write_bytes(png)

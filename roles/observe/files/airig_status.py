@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+# Copyright: airig engineers
+# Apache-2.0 (see galaxy.yml)
+"""airig's status page: one HTML page on 127.0.0.1, rendered at each request from this box's
+Prometheus (GPU memory against capacity, temperatures, per-engine GPU memory, targets, alerts)
+and its state files (summary.json: endpoints, engines, the last provisioning; check.json: each
+engine's plan against what it allocated). No JavaScript, nothing fetched from elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+GB = 1e9
+BAR_WIDTH = 360
+
+
+def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data = json.load(response)
+    return list(data.get("data", {}).get("result", []))
+
+
+def _by_gpu(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {r["metric"].get("gpu", "?"): float(r["value"][1]) for r in rows}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def collect(prometheus: str, state: Path) -> dict[str, Any]:
+    """Everything the page shows; what cannot be read is named, not fatal."""
+    data: dict[str, Any] = {"problems": [], "gpus": [], "targets": [], "alerts": [], "units": []}
+    try:
+        used = _by_gpu(_query(prometheus, "airig_gpu_memory_used_bytes"))
+        total = _by_gpu(_query(prometheus, "airig_gpu_memory_total_bytes"))
+        temp = _by_gpu(_query(prometheus, "airig_gpu_temperature_celsius"))
+        names = {
+            r["metric"].get("gpu", "?"): r["metric"].get("name", "")
+            for r in _query(prometheus, "airig_gpu_info")
+        }
+        for gpu in sorted(total, key=lambda g: (len(g), g)):
+            data["gpus"].append(
+                {
+                    "gpu": gpu,
+                    "name": names.get(gpu, ""),
+                    "used": used.get(gpu, 0.0),
+                    "total": total[gpu],
+                    "temperature": temp.get(gpu),
+                }
+            )
+        data["units"] = [
+            {"gpu": r["metric"].get("gpu", "?"), "unit": r["metric"].get("unit") or "(no service)",
+             "bytes": float(r["value"][1])}
+            for r in _query(prometheus, "airig_gpu_process_memory_bytes")
+        ]  # fmt: skip
+        data["targets"] = [
+            {"job": r["metric"].get("job", ""), "instance": r["metric"].get("instance", ""),
+             "up": r["value"][1] == "1"}
+            for r in _query(prometheus, "up")
+        ]  # fmt: skip
+        with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5) as response:
+            data["alerts"] = json.load(response).get("data", {}).get("alerts", [])
+    except (OSError, ValueError) as exc:
+        data["problems"].append(f"Prometheus at {prometheus} did not answer: {exc}")
+    data["summary"] = _read_json(state / "summary.json")
+    data["check"] = _read_json(state / "check.json")
+    try:
+        data["provisioned"] = time.strftime(
+            "%Y-%m-%d %H:%M UTC", time.gmtime((state / "summary.json").stat().st_mtime)
+        )
+    except OSError:
+        data["provisioned"] = None
+        data["problems"].append(f"{state / 'summary.json'} is not readable: provision first")
+    return data
+
+
+def _bar(used: float, total: float, label: str) -> str:
+    share = 0.0 if total <= 0 else min(1.0, used / total)
+    fill = "#c0392b" if share > 0.9 else "#2e86c1"
+    return (
+        f'<svg class="bar" width="{BAR_WIDTH}" height="18" role="img" '
+        f'aria-label="{html.escape(label)}">'
+        f'<rect width="{BAR_WIDTH}" height="18" fill="#e5e8e8"/>'
+        f'<rect width="{share * BAR_WIDTH:.1f}" height="18" fill="{fill}"/></svg>'
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    """The page as HTML; every value from elsewhere is escaped."""
+    e = html.escape
+    summary = data.get("summary") or {}
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>airig: {e(str(summary.get('profile', 'this box')))}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:70em}"
+        "table{border-collapse:collapse}td,th{padding:.2em .8em;text-align:left}"
+        ".down,.firing{color:#c0392b}.up{color:#1e8449}</style></head><body>",
+        f"<h1>airig: {e(str(summary.get('profile', 'this box')))}</h1>",
+    ]
+    for problem in data.get("problems", []):
+        parts.append(f'<p class="problem">{e(problem)}</p>')
+    parts.append('<section id="gpus"><h2>GPUs</h2>')
+    if not data.get("gpus"):
+        parts.append("<p>No GPU on this box (or its exporter does not answer).</p>")
+    else:
+        parts.append("<table><tr><th>GPU</th><th>name</th><th>memory</th><th></th><th>C</th></tr>")
+        for g in data["gpus"]:
+            label = f"GPU {g['gpu']}: {g['used'] / GB:.1f} of {g['total'] / GB:.1f} GB"
+            temp = "-" if g["temperature"] is None else f"{g['temperature']:.0f}"
+            parts.append(
+                f'<tr class="gpu"><td>{e(g["gpu"])}</td><td>{e(g["name"])}</td>'
+                f"<td>{_bar(g['used'], g['total'], label)}</td><td>{e(label)}</td>"
+                f"<td>{temp}</td></tr>"
+            )
+        parts.append("</table>")
+        if data.get("units"):
+            parts.append("<h3>GPU memory per service</h3><ul>")
+            for u in data["units"]:
+                parts.append(f"<li>GPU {e(u['gpu'])}: {e(u['unit'])} {u['bytes'] / GB:.1f} GB</li>")
+            parts.append("</ul>")
+    parts.append('</section><section id="engines"><h2>Engines: plan and actual</h2>')
+    checks = data.get("check") or []
+    if not checks:
+        parts.append("<p>No plan-against-actual yet (airig check).</p>")
+    for c in checks:
+        parts.append(
+            f'<h3 class="engine">{e(str(c.get("unit", "")))}: {e(str(c.get("model", "")))} '
+            f'<span class="{e(str(c.get("status", "")))}">{e(str(c.get("status", "")))}</span></h3>'
+            f"<p>{e(str(c.get('message', '')))}</p>"
+        )
+        terms = c.get("terms") or {}
+        if terms:
+            parts.append("<table><tr><th>term</th><th>plan GB</th><th>actual GB</th></tr>")
+            for name, t in terms.items():
+                parts.append(
+                    f"<tr><td>{e(name)}</td><td>{float(t['plan_gb']):.3f}</td>"
+                    f"<td>{float(t['actual_gb']):.3f}</td></tr>"
+                )
+            parts.append("</table>")
+    parts.append('</section><section id="endpoints"><h2>Endpoints</h2><ul>')
+    for ep in summary.get("endpoints", []):
+        parts.append(
+            f'<li class="endpoint">{e(str(ep.get("model", "")))} on '
+            f"{e(str(ep.get('engine', '')))}: <code>{e(str(ep.get('base_url', '')))}</code></li>"
+        )
+    parts.append('</ul></section><section id="targets"><h2>Scraped</h2><ul>')
+    for t in data.get("targets", []):
+        state = "up" if t["up"] else "down"
+        parts.append(f'<li class="{state}">{e(t["job"])} {e(t["instance"])}: {state}</li>')
+    parts.append('</ul></section><section id="alerts"><h2>Alerts</h2>')
+    alerts = data.get("alerts", [])
+    if not alerts:
+        parts.append("<p>None.</p>")
+    else:
+        parts.append("<ul>")
+        for a in alerts:
+            labels, notes = a.get("labels", {}), a.get("annotations", {})
+            parts.append(
+                f'<li class="{e(str(a.get("state", "")))}">{e(str(labels.get("alertname", "")))} '
+                f"({e(str(a.get('state', '')))}): {e(str(notes.get('summary', '')))}. "
+                f"{e(str(notes.get('action', '')))}</li>"
+            )
+        parts.append("</ul>")
+    provisioned = data.get("provisioned") or "never"
+    parts.append(f'</section><p id="provisioned">Last provisioned: {e(provisioned)}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def make_handler(prometheus: str, state: Path) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in ("/", "/index.html"):
+                self.send_error(404)
+                return
+            body = render(collect(prometheus, state)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header(
+                "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"
+            )
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            pass  # the journal needs no line per page view
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=9447)
+    ap.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    ap.add_argument("--state", type=Path, default=Path("/srv/airig/state"))
+    args = ap.parse_args(argv)
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", args.port), make_handler(args.prometheus, args.state)
+    )
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Issue 13: the status page (roles/observe/files/airig_status.py). Its rendering with the GPUs
+a box with GPUs reports (the site scenario has none: it renders that case in Chromium against
+the real Prometheus and llama-server), escaping of what it did not write, and the server run as
+a process when Prometheus does not answer."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import REPO, load_file
+
+PAGE = REPO / "roles" / "observe" / "files" / "airig_status.py"
+
+
+def test_gpus_engines_alerts_and_escaping() -> None:
+    data = {
+        "problems": [],
+        "gpus": [
+            {"gpu": "0", "name": "NVIDIA GeForce RTX 5090", "used": 31e9, "total": 34.2e9,
+             "temperature": 71.0},
+            {"gpu": "1", "name": "NVIDIA GeForce RTX 5090", "used": 3e9, "total": 34.2e9,
+             "temperature": None},
+        ],
+        "units": [{"gpu": "0", "unit": "airig-vllm.service", "bytes": 30e9}],
+        "targets": [{"job": "airig_gpu", "instance": "127.0.0.1:9445", "up": False}],
+        "alerts": [{"state": "firing", "labels": {"alertname": "GpuHot"},
+                    "annotations": {"summary": "GPU 0 has been above 85 C", "action": "Cool it."}}],
+        "summary": {"profile": "home", "endpoints": [
+            {"engine": "vllm", "model": "<script>alert(1)</script>",
+             "base_url": "http://127.0.0.1:8000/v1"}]},
+        "check": [{"unit": "airig-vllm.service", "model": "qwen3-32b", "status": "short",
+                   "message": "4096 tokens x 2 users promised, 1 allocated",
+                   "terms": {"kv": {"plan_gb": 8.0, "actual_gb": 4.0}}}],
+        "provisioned": "2026-11-30 19:00 UTC",
+    }  # fmt: skip
+    page = load_file(PAGE).render(data)
+    assert page.count('<tr class="gpu">') == 2
+    assert "GPU 0: 31.0 of 34.2 GB" in page and 'fill="#c0392b"' in page  # over 90%: red
+    assert "airig-vllm.service 30.0 GB" in page
+    assert '<li class="down">airig_gpu 127.0.0.1:9445: down</li>' in page
+    assert '<li class="firing">GpuHot (firing): GPU 0 has been above 85 C. Cool it.</li>' in page
+    assert '<span class="short">short</span>' in page and "<td>8.000</td><td>4.000</td>" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Last provisioned: 2026-11-30 19:00 UTC" in page
+
+
+def test_the_server_answers_when_prometheus_does_not(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text(json.dumps({"profile": "cpu", "endpoints": []}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port, dead = s.getsockname()[1], s.getsockname()[1] + 1
+    argv = [sys.executable, str(PAGE), "--port", str(port), "--state", str(tmp_path)]
+    proc = subprocess.Popen([*argv, "--prometheus", f"http://127.0.0.1:{dead}"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    page, headers = r.read().decode(), r.headers
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert f"Prometheus at http://127.0.0.1:{dead} did not answer" in page
+        assert "<h1>airig: cpu</h1>" in page and "No plan-against-actual yet" in page
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
