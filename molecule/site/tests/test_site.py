@@ -270,3 +270,12 @@ def test_the_status_page_in_headless_chromium(host):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     keep = Path(os.environ.get("AIRIG_ARTIFACTS", "/tmp")) / "airig-status.png"
     keep.write_bytes(png)
+
+
+def test_the_status_page_beyond_loopback_needs_its_key(host):
+    """Exposed (proxy_expose: {status: 8447}) it is behind nginx with TLS and a key of its own."""
+    url = "https://127.0.0.1:8447/"
+    assert http(host, url)[0] == 401
+    assert http(host, url, "not-the-key")[0] == 401
+    status, page = http(host, url, host.file("/srv/airig/keys/status.key").content_string.strip())
+    assert status == 200 and "<h1>airig: container-demo</h1>" in page
