@@ -261,6 +261,10 @@ def _sample(g: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _secs(t: float) -> str:
+    return f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
+
+
 def _verdicts(
     config: BurnConfig,
     gpus: list[dict[str, Any]],
@@ -275,7 +279,9 @@ def _verdicts(
         seen = [(t, g) for t, g in mine if not g.get("lost")]
         lost_at = next((t for t, g in mine if g.get("lost")), None)
         if gpu.get("lost") or lost_at is not None:
-            when = "before the load" if gpu.get("lost") else f"{lost_at:.0f} s into the load"
+            when = "before the load"
+            if lost_at is not None and not gpu.get("lost"):
+                when = f"{_secs(lost_at)} into the load"
             v.failures.append(
                 f"fell off the bus {when}: journalctl -k -g NVRM names the XID; reseat the card "
                 "and check its power cables"
@@ -295,12 +301,12 @@ def _verdicts(
         if seen and len(hot) / len(seen) > config.thermal_share:
             v.failures.append(
                 f"clocks lowered for heat in {len(hot)} of {len(seen)} samples (from "
-                f"{hot[0]:.0f} s): the card cannot hold its clocks under load; improve cooling"
+                f"{_secs(hot[0])}): the card cannot hold its clocks under load; improve cooling"
             )
         brake = [t for t, g in seen if "hw_power_brake" in g.get("reasons", [])]
         if brake:
             v.failures.append(
-                f"hardware power brake at {brake[0]:.0f} s: the power supply or its cables cannot "
+                f"hardware power brake at {_secs(brake[0])}: the power supply or its cables cannot "
                 "feed the GPU under load (check the PSU rating and the 12V-2x6 connectors)"
             )
         ecc = [g.get("ecc_uncorrected") for _, g in seen if g.get("ecc_uncorrected") is not None]
@@ -311,7 +317,7 @@ def _verdicts(
             )
         for event in (e for e in xids if e["gpu"] == i):
             v.failures.append(
-                f"XID {event['xid']} at {event['t']:.0f} s: look it up in NVIDIA's XID catalogue"
+                f"XID {event['xid']} at {_secs(event['t'])}: look it up in NVIDIA's XID catalogue"
             )
         if i < len(loads):
             v.load = loads[i]

@@ -156,11 +156,15 @@ def render_burn(report: dict[str, Any], path: Path) -> Path:
         for ax in axes:
             ax.axvline(event["t"], color="black", linestyle="--")
         axes[0].annotate(
-            f"XID {event['xid']} (GPU {event['gpu']})", (event["t"], axes[0].get_ylim()[1])
+            f"XID {event['xid']} (GPU {event['gpu']})",
+            (event["t"], 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -14),
+            textcoords="offset points",
         )
     axes[0].legend(loc="lower right")
     axes[-1].set_xlabel("seconds")
-    axes[0].set_title(f"airig burn: {'pass' if report['passed'] else 'FAIL'}")
+    fig.suptitle(f"airig burn: {'pass' if report['passed'] else 'FAIL'}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
