@@ -84,6 +84,17 @@ NVML_VOLATILE_ECC = 0
 NO_DRIVER_KINDS = ("library_not_found", "driver_not_loaded")
 
 
+def service_of(cgroup: str) -> str | None:
+    """The systemd service a process runs in, from the text of its /proc/PID/cgroup (cgroup v2
+    "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m.service", or
+    v1's "1:name=systemd:/system.slice/..."): what maps NVML's process IDs to engines."""
+    for line in cgroup.splitlines():
+        for part in reversed(line.rpartition(":")[2].split("/")):
+            if part.endswith(".service"):
+                return part
+    return None
+
+
 def facts_without_driver() -> dict[str, Any]:
     """The facts of a box with no usable NVIDIA driver: no GPUs."""
     return {"driver_version": None, "gpu_count": 0, "gpus": [], "total_memory_mib": 0}

@@ -142,16 +142,15 @@ def journal(unit: str, run: Callable[..., Any] = subprocess.run) -> str:
 def unit_of(pid: int, read: Callable[[str], str] | None = None) -> str | None:
     """The systemd service a process runs in, from /proc/PID/cgroup (cgroup v2 line
     "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m.service")."""
+    from airig.verify import nvml_utils
+
     reader = read or (lambda path: open(path, encoding="utf-8").read())  # noqa: SIM115
     try:
         text = reader(f"/proc/{pid}/cgroup")
     except OSError:
         return None
-    for line in text.splitlines():
-        for part in reversed(line.rpartition(":")[2].split("/")):
-            if part.endswith(".service"):
-                return part
-    return None
+    service: str | None = nvml_utils().service_of(text)
+    return service
 
 
 def nvml_by_unit(

@@ -43,11 +43,7 @@ def unit_of(pid: int, proc: Path) -> str:
         text = (proc / str(pid) / "cgroup").read_text(encoding="utf-8")
     except OSError:
         return ""
-    for line in text.splitlines():
-        for part in reversed(line.rpartition(":")[2].split("/")):
-            if part.endswith(".service"):
-                return part
-    return ""
+    return airig_nvml.service_of(text) or ""
 
 
 class XidCounter:
