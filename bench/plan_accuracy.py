@@ -56,14 +56,25 @@ def main() -> None:
                 f"{fmt(s.worst)} {fmt(s.worst_over)}"
             )
     print("\nllama.cpp: plan/reported per GPU, MiB")
-    for r in (accuracy.compare_llama_cpp(run) for run in accuracy.load_runs(LLAMA)):
-        for quantity, label in (("gpu_weights", "weights, busiest"), ("gpu_kv", "KV cache")):
+    llama = [accuracy.compare_llama_cpp(run) for run in accuracy.load_runs(LLAMA)]
+    labels = {
+        "gpu_weights": "weights, busiest",
+        "gpu_kv": "KV cache",
+        "gpu_total": "total, busiest",
+    }
+    for r in llama:
+        for quantity, label in labels.items():
             if quantity in r.reported:
                 err = r.error(quantity) or 0.0
                 print(
                     f"{r.run[:26]:<26} {label:<16} {r.plan[quantity]:>9.0f}/"
                     f"{r.reported[quantity]:<9.0f} {err * 100:+.1f}%"
                 )
+    print(f"\n{'llama.cpp':<16} {'points':>6} {'median':>8} {'worst':>8}")
+    for quantity, label in labels.items():
+        s = accuracy.summarize(llama, quantity)
+        if s is not None:
+            print(f"{label:<16} {s.points:>6} {s.median * 100:>7.1f}% {s.worst * 100:>+7.1f}%")
     verdicts = [r.verdict_agrees for r in rows if r.verdict_agrees is not None]
     print(
         f"\nstarts or not (KV left > 0): plan and vLLM agree on {sum(verdicts)} of "

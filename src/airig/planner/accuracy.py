@@ -23,7 +23,7 @@ from airig.planner.catalog import Catalog, ModelSpec
 
 # Quantities compared, in the order the table prints them; RELATIVE ones in percent.
 QUANTITIES = ("weights", "activation", "non_torch", "overhead", "kv")
-RELATIVE = ("weights", "kv", "gpu_weights", "gpu_kv")
+RELATIVE = ("weights", "kv", "gpu_weights", "gpu_kv", "gpu_total")
 
 
 @dataclass
@@ -128,7 +128,8 @@ def summarize(rows: list[Compared], quantity: str) -> Summary | None:
 
 def compare_llama_cpp(run: dict[str, Any], catalog: Catalog | None = None) -> Compared:
     """The planner's llama.cpp layout for one reported run, in MiB: the busiest GPU's weights,
-    the host embedding, one GPU's KV cache."""
+    one GPU's KV cache, and the busiest GPU's total (weights + KV + the planner's llama.cpp
+    margin, which stands for the compute buffers) against llama.cpp's own memory breakdown."""
     catalog = catalog or Catalog.default()
     model = _model(run, catalog)
     quant = catalog.quant(run["quant"])
@@ -148,6 +149,9 @@ def compare_llama_cpp(run: dict[str, Any], catalog: Catalog | None = None) -> Co
         )
         plan["gpu_kv"] = kv / gpus / mem.MIB
         reported["gpu_kv"] = float(got["kv_mib"])
+    if "total_mib" in got and "gpu_weights" in plan and "gpu_kv" in plan:
+        plan["gpu_total"] = plan["gpu_weights"] + plan["gpu_kv"] + mem.LLAMA_CPP_MARGIN_MIB
+        reported["gpu_total"] = float(got["total_mib"])
     return Compared(
         run=run["id"],
         set="holdout",
