@@ -38,6 +38,11 @@ def test_gpus_engines_alerts_and_escaping() -> None:
                    "message": "4096 tokens x 2 users promised, 1 allocated",
                    "terms": {"kv": {"plan_gb": 8.0, "actual_gb": 4.0}}}],
         "provisioned": "2026-11-30 19:00 UTC",
+        "burn": {"when": "20261130T1900Z", "passed": False, "load": "torch",
+                 "gpus": [{"index": 0, "failures": []}, {"index": 1, "failures": []}],
+                 "pairs": [{"gpus": [0, 1], "passed": False,
+                            "failures": ["all-reduce between GPU 0 and GPU 1 <hung>"]}],
+                 "failures": []},
     }  # fmt: skip
     page = load_file(PAGE).render(data)
     assert page.count('<tr class="gpu">') == 2
@@ -48,10 +53,19 @@ def test_gpus_engines_alerts_and_escaping() -> None:
     assert '<span class="short">short</span>' in page and "<td>8.000</td><td>4.000</td>" in page
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Last provisioned: 2026-11-30 19:00 UTC" in page
+    assert (
+        '<p class="down" id="burn-verdict">20261130T1900Z: FAILED, 2 GPUs under torch load, '
+        "0 of 1 GPU pairs all-reduced right</p>"
+    ) in page
+    assert '<li class="down">GPUs 0-1: all-reduce between GPU 0 and GPU 1 &lt;hung&gt;</li>' in page
 
 
 def test_the_server_answers_when_prometheus_does_not(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"profile": "cpu", "endpoints": []}))
+    for when, passed in (("20261129T1000Z", False), ("20261130T1000Z", True)):
+        (tmp_path / "burn" / when).mkdir(parents=True)
+        report = {"passed": passed, "load": "cpu", "gpus": [{"index": 0}], "pairs": []}
+        (tmp_path / "burn" / when / "burn.json").write_text(json.dumps(report))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port, dead = s.getsockname()[1], s.getsockname()[1] + 1
@@ -70,6 +84,7 @@ def test_the_server_answers_when_prometheus_does_not(tmp_path: Path) -> None:
         assert f"Prometheus at http://127.0.0.1:{dead} did not answer" in page
         assert "<h1>airig: cpu</h1>" in page and "No plan-against-actual yet" in page
         assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert "20261130T1000Z: passed, 1 GPUs under cpu load" in page  # the newest run
     finally:
         proc.terminate()
         proc.wait(timeout=10)

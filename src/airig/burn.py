@@ -1,8 +1,10 @@
 """`airig burn`: prove a box under load. Each GPU runs a sustained matrix-product load (its own
 process, src/airig/burn_load.py, under a Python with torch) while NVML is sampled every
 interval through the collection's reader (plugins/module_utils/nvml.py): temperature, power,
-clocks and why they are lowered, utilisation, ECC errors, XID events, lost GPUs. The verdict
-names, per GPU, what failed and what to do; the report is JSON plus a plot over time.
+clocks and why they are lowered, utilisation, ECC errors, XID events, lost GPUs. Then every
+pair of GPUs all-reduces through NCCL with the values checked (wrong data and hangs are how
+peer-to-peer fails on consumer boxes), retried without P2P when it fails. The verdict names,
+per GPU and per pair, what failed and what to do; the report is JSON plus a plot over time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import ctypes
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -25,6 +28,19 @@ LOAD_SCRIPT = Path(__file__).with_name("burn_load.py")
 # A Python with torch on an airig box: the vLLM role's venv.
 TORCH_PYTHONS = (Path("/opt/airig/vllm/venv/bin/python"),)
 THERMAL = ("sw_thermal", "hw_thermal", "hw_slowdown")
+# NCCL that RTX 50 / Blackwell workstation cards (compute capability 12.x) need (issue 13).
+NCCL_MIN_SM120 = (2, 26, 2)
+# NVML's P2P status codes (nvmlGpuP2PStatus_t) in words.
+P2P_STATUS = {
+    0: "ok",
+    1: "not supported by the chipset",
+    2: "not supported by the GPU",
+    3: "not supported by the PCIe topology",
+    4: "disabled by the driver (registry key)",
+    5: "not supported",
+}
+# Launched processes number GPUs as NVML does (CUDA's default order is fastest first).
+LOAD_ENV = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT = 0, 1, 2
 
 
@@ -38,6 +54,11 @@ class BurnConfig:
     max_temp_c: float = 90.0
     # Share of samples a GPU may spend with its clocks lowered for heat.
     thermal_share: float = 0.2
+    # The all-reduce between every pair of GPUs after the load: seconds per pair, and how long
+    # a pair may take (NCCL's start-up included) before it counts as hung.
+    p2p: bool = True
+    p2p_seconds: float = 5.0
+    p2p_timeout: float = 120.0
 
 
 @dataclass
@@ -57,16 +78,52 @@ class GpuVerdict:
 
 
 @dataclass
+class PairVerdict:
+    """The all-reduce between two GPUs. ``p2p``: what NVML says of peer-to-peer reads between
+    them; ``result``: the run as it was (rank 0's figures); ``fallback``: the retry with
+    NCCL_P2P_DISABLE=1 after a failure, when there was one."""
+
+    gpus: tuple[int, int]
+    p2p: str | None
+    result: dict[str, Any]
+    fallback: dict[str, Any] | None = None
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpus": list(self.gpus),
+            "p2p": self.p2p,
+            "passed": self.passed,
+            "result": self.result,
+            "fallback": self.fallback,
+            "failures": self.failures,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
 class BurnReport:
     config: dict[str, Any]
     gpus: list[GpuVerdict]
     samples: list[dict[str, Any]]
     xids: list[dict[str, Any]]
     load: str
+    pairs: list[PairVerdict] = field(default_factory=list)
+    nccl: str | None = None
+    failures: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(g.passed for g in self.gpus)
+        return (
+            all(g.passed for g in self.gpus)
+            and all(p.passed for p in self.pairs)
+            and not self.failures
+        )
 
     @property
     def exit_code(self) -> int:
@@ -92,6 +149,9 @@ class BurnReport:
                 for g in self.gpus
             ],
             "xids": self.xids,
+            "pairs": [p.to_dict() for p in self.pairs],
+            "nccl": self.nccl,
+            "failures": self.failures,
             "samples": self.samples,
         }
 
@@ -154,10 +214,18 @@ def _launch(config: BurnConfig, count: int, python: str) -> list[subprocess.Pope
         device = "cpu" if config.load == "cpu" else f"cuda:{i}"
         argv = [python, str(LOAD_SCRIPT), "--device", device, "--seconds", str(config.seconds)]
         argv += ["--size", str(config.size)]
-        procs.append(
-            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        )
+        procs.append(_spawn(argv))
     return procs
+
+
+def _spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **LOAD_ENV, **(env or {})},
+    )
 
 
 def _load_result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
@@ -230,10 +298,165 @@ def run(
             loads = [_load_result(p, timeout=max(30.0, config.interval * 5)) for p in procs]
         verdicts = _verdicts(config, gpus, samples, xids.events, loads)
         cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()}
-        return BurnReport(cfg, verdicts, samples, xids.events, load)
+        report = BurnReport(cfg, verdicts, samples, xids.events, load)
+        live = [v.index for v in verdicts if not any("fell off" in f for f in v.failures)]
+        if config.p2p and load != "none" and len(live) > 1:
+            if progress:
+                progress(config.seconds, {"gpus": [], "phase": "all-reduce between GPU pairs"})
+            report.pairs = all_reduce_pairs(config, str(python), nvml, handles, live)
+            report.nccl = next(
+                (p.result.get("nccl") for p in report.pairs if p.result.get("nccl")), None
+            )
+            report.failures += _nccl_check(report.nccl, gpus)
+        return report
     finally:
         with contextlib.suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
+
+
+def rounds_of_pairs(indices: list[int]) -> list[list[tuple[int, int]]]:
+    """Every pair of GPUs once, in rounds of disjoint pairs (a round-robin tournament): 8 GPUs
+    take 7 rounds of 4 pairs at once instead of 28 pairs one by one."""
+    players: list[int | None] = list(indices) + ([None] if len(indices) % 2 else [])
+    n = len(players)
+    rounds = []
+    for _ in range(n - 1):
+        pairs = [(players[k], players[n - 1 - k]) for k in range(n // 2)]
+        rounds.append(
+            sorted((min(a, b), max(a, b)) for a, b in pairs if a is not None and b is not None)
+        )
+        players = [players[0], players[-1], *players[1:-1]]
+    return rounds
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports on 127.0.0.1 (all held open until each is known)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
+def _all_reduce(
+    config: BurnConfig, python: str, pairs: list[tuple[int, int]], env: dict[str, str]
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """One round: both ranks of every pair at once; rank 0's result per pair, or the error
+    that a person reads (hung, crashed, wrong data)."""
+    running = {}
+    for (i, j), port in zip(pairs, _free_ports(len(pairs)), strict=True):
+        ranks = []
+        for rank, gpu in enumerate((i, j)):
+            device = "cpu" if config.load == "cpu" else f"cuda:{gpu}"
+            argv = [python, str(LOAD_SCRIPT), "--device", device, "--rank", str(rank)]
+            argv += ["--port", str(port), "--pair", f"{i}-{j}", "--size", str(config.size)]
+            argv += ["--seconds", str(config.p2p_seconds)]
+            ranks.append(_spawn(argv, env))
+        running[(i, j)] = ranks
+    deadline = time.monotonic() + config.p2p_timeout
+    out = {}
+    for pair, ranks in running.items():
+        results = [_load_result(p, timeout=max(0.1, deadline - time.monotonic())) for p in ranks]
+        hung = any(r.get("returncode") is None for r in results)
+        for p in ranks:  # the other rank of a hung pair waits for ever: stop it too
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+        first = dict(results[0])
+        if hung:
+            first["error"] = f"hung: no result within {config.p2p_timeout:.0f} s"
+            first["hung"] = True
+        else:
+            first["mismatches"] = max(int(r.get("mismatches") or 0) for r in results)
+            first["error"] = first.get("error") or results[1].get("error")
+        out[pair] = first
+    return out
+
+
+def _pair_status(nvml: Any, handles: list[Any], i: int, j: int) -> str | None:
+    if handles[i] is None or handles[j] is None:
+        return None
+    read = nvml.NVML_P2P_CAPS_INDEX_READ
+    read = read[0] if isinstance(read, tuple) else read  # nvidia-ml-py 12.x/13.x: "(0,)"
+    try:
+        code = nvml.nvmlDeviceGetP2PStatus(handles[i], handles[j], read)
+    except nvml.NVMLError:
+        return None
+    return P2P_STATUS.get(int(code), "unknown")
+
+
+def _broken(result: dict[str, Any]) -> str | None:
+    """What went wrong with one all-reduce, in words; None when it passed."""
+    if result.get("hung"):
+        return str(result["error"])
+    if result.get("mismatches"):
+        return f"gave wrong data {result['mismatches']} time(s) in {result.get('rounds')} rounds"
+    if result.get("error"):
+        return f"failed: {result['error']}"
+    return None
+
+
+def all_reduce_pairs(
+    config: BurnConfig, python: str, nvml: Any, handles: list[Any], indices: list[int]
+) -> list[PairVerdict]:
+    """An all-reduce between every pair of GPUs; a failed pair whose GPUs have P2P is tried
+    again with NCCL_P2P_DISABLE=1, so the verdict can say whether P2P is what breaks."""
+    verdicts = []
+    for pairs in rounds_of_pairs(indices):
+        results = _all_reduce(config, python, pairs, {})
+        retry = [
+            p for p in pairs if _broken(results[p]) and _pair_status(nvml, handles, *p) == "ok"
+        ]
+        fallbacks = _all_reduce(config, python, retry, {"NCCL_P2P_DISABLE": "1"}) if retry else {}
+        for i, j in pairs:
+            v = PairVerdict((i, j), _pair_status(nvml, handles, i, j), results[(i, j)])
+            v.fallback = fallbacks.get((i, j))
+            _judge_pair(v)
+            verdicts.append(v)
+    return verdicts
+
+
+def _judge_pair(v: PairVerdict) -> None:
+    i, j = v.gpus
+    what = f"all-reduce between GPU {i} and GPU {j}"
+    broken = _broken(v.result)
+    if broken is None:
+        speed = f"{v.result['gbps']} GB/s" if v.result.get("gbps") is not None else "values checked"
+        if v.p2p not in (None, "ok"):
+            v.warnings.append(
+                f"no peer-to-peer between GPU {i} and GPU {j} (NVML: {v.p2p}); NCCL went "
+                f"through host memory and every value was right ({speed})"
+            )
+        return
+    if v.fallback is not None and _broken(v.fallback) is None:
+        v.failures.append(
+            f"{what} {broken} with peer-to-peer and passed with NCCL_P2P_DISABLE=1: the PCIe "
+            "path between them breaks P2P (IOMMU or PCIe ACS redirecting it, see NCCL's "
+            "troubleshooting guide); turn those off in the BIOS/kernel, or set vllm_extra_env: "
+            "{NCCL_P2P_DISABLE: '1'} in the inventory"
+        )
+        return
+    again = f", and again without peer-to-peer ({_broken(v.fallback)})" if v.fallback else ""
+    v.failures.append(
+        f"{what} {broken}{again}: one of the two GPUs, its PCIe link (airig verify) or the "
+        "NCCL install is at fault; burn each GPU in alone to tell which"
+    )
+
+
+def _nccl_check(version: str | None, gpus: list[dict[str, Any]]) -> list[str]:
+    """NCCL older than 2.26.2 with an RTX 50 / RTX PRO Blackwell card (compute capability 12)."""
+    if not version:
+        return []
+    blackwell = [g for g in gpus if str(g.get("compute_capability") or "").startswith("12.")]
+    have = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+    if blackwell and have < NCCL_MIN_SM120:
+        want = ".".join(map(str, NCCL_MIN_SM120))
+        return [
+            f"NCCL {version} (the vLLM venv's) is older than {want}, which "
+            f"{blackwell[0].get('name')} (compute capability 12) needs for multi-GPU work: "
+            "re-provision with airig's pinned vLLM (its torch brings a newer NCCL) or install "
+            "nvidia-nccl-cu12 >= 2.26.2 in that venv"
+        ]
+    return []
 
 
 def _handle(nvml: Any, index: int) -> Any:

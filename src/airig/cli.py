@@ -455,6 +455,20 @@ def burn_cmd(
     max_temp: Annotated[
         float, typer.Option(help="A GPU that reaches this temperature (C) fails.")
     ] = 90.0,
+    p2p: Annotated[
+        bool,
+        typer.Option(
+            help="After the load, all-reduce between every pair of GPUs (NCCL, values checked; "
+            "retried without peer-to-peer when it fails)."
+        ),
+    ] = True,
+    p2p_seconds: Annotated[float, typer.Option(help="Seconds of all-reduce per pair.")] = 5.0,
+    size: Annotated[
+        int,
+        typer.Option(
+            help="Matrix side of the load; the all-reduce moves size x size float32 values."
+        ),
+    ] = 8192,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -467,8 +481,9 @@ def burn_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Burn the box in: every GPU under a sustained load while NVML is sampled (temperatures,
-    power, clocks and why they drop, ECC, XID errors, lost GPUs); pass or fail per GPU with
-    what to do. Exit 0 pass, 1 fail, 2 cannot run."""
+    power, clocks and why they drop, ECC, XID errors, lost GPUs), then an all-reduce between
+    every pair of GPUs; pass or fail per GPU and per pair with what to do. Exit 0 pass, 1 fail,
+    2 cannot run."""
     from airig import burn
     from airig.verify import nvml_utils
 
@@ -479,9 +494,12 @@ def burn_cmd(
             import pynvml
         except ImportError:
             raise InputError("airig burn needs nvidia-ml-py (pynvml)") from None
+        if p2p_seconds <= 0 or size < 16:
+            raise InputError("--p2p-seconds must be > 0 and --size at least 16")
         config = burn.BurnConfig(
-            seconds=seconds, interval=interval, load=load, python=python, max_temp_c=max_temp
-        )
+            seconds=seconds, interval=interval, load=load, python=python, max_temp_c=max_temp,
+            p2p=p2p, p2p_seconds=p2p_seconds, size=size,
+        )  # fmt: skip
         report = _burn_with_progress(config, nvml_utils(), pynvml, as_json)
         json_path, png = burn.write_report(report, out_dir or burn.default_out_dir())
     if as_json:
@@ -502,11 +520,19 @@ def burn_cmd(
         )  # fmt: skip
     out.print(f"airig burn: {len(report.samples)} samples, load {report.load}")
     out.print(table)
-    for g in report.gpus:
-        for line in g.failures:
-            out.print(Text(f"GPU {g.index}: ", style="red") + Text(line))
-        for line in g.warnings:
-            out.print(Text(f"GPU {g.index}: ", style="yellow") + Text(line))
+    if report.pairs:
+        passed = sum(p.passed for p in report.pairs)
+        nccl = f", NCCL {report.nccl}" if report.nccl else ""
+        out.print(f"all-reduce between GPU pairs: {passed} of {len(report.pairs)} passed{nccl}")
+    for who, failures, warnings in (
+        *((f"GPU {g.index}", g.failures, g.warnings) for g in report.gpus),
+        *((f"GPUs {p.gpus[0]}-{p.gpus[1]}", p.failures, p.warnings) for p in report.pairs),
+        ("box", report.failures, []),
+    ):
+        for line in failures:
+            out.print(Text(f"{who}: ", style="red") + Text(line))
+        for line in warnings:
+            out.print(Text(f"{who}: ", style="yellow") + Text(line))
     out.print(f"report: {json_path}, plot: {png}")
     raise typer.Exit(report.exit_code)
 
@@ -527,6 +553,9 @@ def _burn_with_progress(config: Any, utils: Any, nvml: Any, quiet: bool) -> Any:
         task = bar.add_task("", total=config.seconds)
 
         def show(t: float, sample: dict[str, Any]) -> None:
+            if "phase" in sample:
+                bar.update(task, completed=config.seconds, description=sample["phase"])
+                return
             temps = [g.get("temperature_c") or 0 for g in sample["gpus"] if not g.get("lost")]
             hottest = f"hottest {max(temps):.0f} C" if temps else "no GPU answers"
             bar.update(task, completed=min(t, config.seconds), description=hottest)

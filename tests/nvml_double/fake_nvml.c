@@ -20,7 +20,9 @@
  *
  * A field that is null or absent answers NVML_ERROR_NOT_SUPPORTED (as GeForce cards do for
  * serial, ECC and MIG); "lost": true answers NVML_ERROR_GPU_IS_LOST for every query on that GPU.
- * "display_active": 1 says the GPU drives a display.
+ * "display_active": 1 says the GPU drives a display. "p2p": an nvmlGpuP2PStatus_t code (0 OK,
+ * 5 not supported as on GeForce cards) for peer-to-peer with any other GPU; a pair answers the
+ * worse (higher) of its two codes.
  *
  * Time series (burn-in tests): with a top-level "step_ms": N, a GPU's "series": [{...}, ...]
  * overrides its fields step by step, step k starting k x N ms after nvmlInit; a step's fields
@@ -449,6 +451,17 @@ nvmlReturn_t nvmlDeviceGetDisplayActive(nvmlDevice_t d, nvmlEnableState_t *activ
     GPU_OR_RETURN(d, gpu);
     jval *v = gfield(gpu, "display_active");
     *active = jpresent(v) && v->num ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetP2PStatus(nvmlDevice_t a, nvmlDevice_t b, nvmlGpuP2PCapsIndex_t index,
+                                    nvmlGpuP2PStatus_t *status) {
+    GPU_OR_RETURN(a, ga);
+    GPU_OR_RETURN(b, gb);
+    (void)index;
+    FIELD_OR_UNSUPPORTED(ga, "p2p", pa);
+    FIELD_OR_UNSUPPORTED(gb, "p2p", pb);
+    *status = (nvmlGpuP2PStatus_t)(pa->num > pb->num ? pa->num : pb->num);
     return NVML_SUCCESS;
 }
 

@@ -209,7 +209,7 @@ def test_prometheus_scrapes_every_target_on_loopback(host):
     while not all(t["health"] == "up" for t in targets(host)) and time.monotonic() < deadline:
         time.sleep(3)
     got = {t["labels"]["job"]: t for t in targets(host)}
-    assert set(got) == {"prometheus", "node", "llama_cpp"}, got
+    assert set(got) == {"prometheus", "node", "llama_cpp", "dcgm"}, got
     assert all(t["health"] == "up" for t in got.values()), got
     assert got["llama_cpp"]["labels"]["model"] == "airig-tiny"
     assert http(host, "http://127.0.0.1:8080/metrics")[0] == 401
@@ -241,7 +241,9 @@ def test_the_grafana_dashboard_queries_parse_on_the_box(host):
     path = "/tmp/airig-dashboard-rules.yml"
     host.run(f"printf '%s' {shlex.quote(json.dumps(rules))} > {path}")
     run = host.run(f"promtool check rules {path}")
-    assert run.rc == 0 and f"SUCCESS: {len(exprs)} rules found" in run.stdout, run.stdout + run.stderr
+    assert run.rc == 0 and f"SUCCESS: {len(exprs)} rules found" in run.stdout, (
+        run.stdout + run.stderr
+    )
 
 
 def test_the_status_page_in_headless_chromium(host):
@@ -257,9 +259,9 @@ def test_the_status_page_in_headless_chromium(host):
         " --user-data-dir=/tmp/airig-chromium"
     )
     dom = host.check_output(f"{chromium} --dump-dom http://127.0.0.1:9447/ 2>/dev/null")
-    for section in ("gpus", "engines", "endpoints", "targets", "alerts"):
+    for section in ("gpus", "engines", "endpoints", "targets", "alerts", "burn"):
         assert f'id="{section}"' in dom, section
-    assert "No GPU on this box" in dom
+    assert "No GPU on this box" in dom and "No burn-in yet" in dom
     assert f"{UNIT}: airig-tiny" in dom and '<span class="ok">ok</span>' in dom
     assert "<code>http://127.0.0.1:8080/v1</code>" in dom
     assert '<li class="up">llama_cpp 127.0.0.1:8080: up</li>' in dom
@@ -279,3 +281,66 @@ def test_the_status_page_beyond_loopback_needs_its_key(host):
     assert http(host, url, "not-the-key")[0] == 401
     status, page = http(host, url, host.file("/srv/airig/keys/status.key").content_string.strip())
     assert status == 200 and "<h1>airig: container-demo</h1>" in page
+
+
+RECEIVER = """
+import http.server
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open("/tmp/airig-alerts.jsonl", "ab") as f:
+            f.write(body.replace(b"\\n", b" ") + b"\\n")
+        self.send_response(200)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", 9449), Hook).serve_forever()
+"""
+
+
+def test_alerts_reach_the_receiver_through_alertmanager_on_loopback(host):
+    """Issue 13: with observe_alert_webhook_url set, Debian's Alertmanager runs on 127.0.0.1
+    without its cluster port, Prometheus sends to it, and an alert reaches the receiver (a
+    webhook server started here on the box, as a person's would be elsewhere)."""
+    check_loopback_only(host, 9093)
+    assert host.run("ss -Hltn 'sport = :9094'").stdout.strip() == ""  # no gossip port
+    pid = host.check_output("systemctl show -p MainPID --value prometheus-alertmanager")
+    argv = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    assert "--web.listen-address=127.0.0.1:9093" in argv and "--cluster.listen-address=" in argv
+    conf = host.file("/etc/prometheus/airig/alertmanager.yml")
+    assert (conf.user, conf.group, conf.mode) == ("root", "prometheus", 0o640)
+    deadline = time.monotonic() + 60
+    while True:
+        ams = json.loads(host.check_output("curl -s http://127.0.0.1:9090/api/v1/alertmanagers"))
+        active = [a["url"] for a in ams["data"]["activeAlertmanagers"]]
+        if active or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert active == ["http://127.0.0.1:9093/api/v2/alerts"], ams
+    host.run("rm -f /tmp/airig-alerts.jsonl; systemctl stop airig-test-hook 2>/dev/null")
+    run = host.run(f"systemd-run --unit=airig-test-hook python3 -c {shlex.quote(RECEIVER)}")
+    assert run.rc == 0, run.stderr
+    add = host.run(
+        "amtool alert add AirigTestAlert severity=warning gpu=0 --annotation=summary=test"
+        " --alertmanager.url=http://127.0.0.1:9093"
+    )
+    assert add.rc == 0, add.stdout + add.stderr
+    deadline = time.monotonic() + 60
+    while not host.file("/tmp/airig-alerts.jsonl").exists and time.monotonic() < deadline:
+        time.sleep(1)
+    first = json.loads(host.file("/tmp/airig-alerts.jsonl").content_string.splitlines()[0])
+    assert first["receiver"] == "airig" and first["status"] == "firing"
+    assert first["alerts"][0]["labels"]["alertname"] == "AirigTestAlert"
+    host.run("systemctl stop airig-test-hook")
+
+
+def test_dcgm_exporter_runs_on_loopback_and_its_package_unit_is_masked(host):
+    """Issue 13: where an apt source offers datacenter-gpu-manager-exporter (here the mirror's
+    TEST DOUBLE package standing in for NVIDIA's CUDA repository), the role installs it, masks
+    the package's own unit (it listens on every interface) and runs the binary on 127.0.0.1."""
+    check_loopback_only(host, 9400)
+    enabled = host.run("systemctl is-enabled nvidia-dcgm-exporter.service").stdout.strip()
+    assert enabled == "masked"
+    pid = host.check_output("systemctl show -p MainPID --value airig-dcgm-exporter.service")
+    argv = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    assert argv[-2:] == ["--address", "127.0.0.1:9400"], argv
+    user = host.check_output(f"stat -c %U /proc/{pid}")
+    assert user not in ("root", "prometheus"), user  # a dynamic user

@@ -78,6 +78,9 @@ def collect(prometheus: str, state: Path) -> dict[str, Any]:
         data["problems"].append(f"Prometheus at {prometheus} did not answer: {exc}")
     data["summary"] = _read_json(state / "summary.json")
     data["check"] = _read_json(state / "check.json")
+    runs = sorted((state / "burn").glob("*/burn.json"))  # named by time: the last is newest
+    burn = _read_json(runs[-1]) if runs else None
+    data["burn"] = {"when": runs[-1].parent.name, **burn} if isinstance(burn, dict) else None
     try:
         data["provisioned"] = time.strftime(
             "%Y-%m-%d %H:%M UTC", time.gmtime((state / "summary.json").stat().st_mtime)
@@ -97,6 +100,38 @@ def _bar(used: float, total: float, label: str) -> str:
         f'<rect width="{BAR_WIDTH}" height="18" fill="#e5e8e8"/>'
         f'<rect width="{share * BAR_WIDTH:.1f}" height="18" fill="{fill}"/></svg>'
     )
+
+
+def _burn(burn: dict[str, Any] | None) -> list[str]:
+    """The last `airig burn`: when, the verdict, and each failure with what to do."""
+    e = html.escape
+    if not burn:
+        return ["<p>No burn-in yet (airig burn).</p>"]
+    verdict = "passed" if burn.get("passed") else "FAILED"
+    pairs = burn.get("pairs") or []
+    held = sum(1 for p in pairs if p.get("passed"))
+    out = [
+        f'<p class="{"up" if burn.get("passed") else "down"}" id="burn-verdict">'
+        f"{e(str(burn.get('when', '')))}: {verdict}, {len(burn.get('gpus') or [])} GPUs under "
+        f"{e(str(burn.get('load', '')))} load, {held} of {len(pairs)} GPU pairs all-reduced "
+        "right</p>"
+    ]
+    lines = [
+        (f"GPU {g.get('index')}", f)
+        for g in burn.get("gpus") or []
+        for f in g.get("failures") or []
+    ]
+    lines += [
+        (f"GPUs {'-'.join(map(str, p.get('gpus') or []))}", f)
+        for p in pairs
+        for f in p.get("failures") or []
+    ]
+    lines += [("box", f) for f in burn.get("failures") or []]
+    if lines:
+        out.append("<ul>")
+        out += [f'<li class="down">{e(who)}: {e(str(line))}</li>' for who, line in lines]
+        out.append("</ul>")
+    return out
 
 
 def render(data: dict[str, Any]) -> str:
@@ -175,6 +210,8 @@ def render(data: dict[str, Any]) -> str:
                 f"{e(str(notes.get('action', '')))}</li>"
             )
         parts.append("</ul>")
+    parts.append('</section><section id="burn"><h2>Burn-in</h2>')
+    parts.extend(_burn(data.get("burn")))
     provisioned = data.get("provisioned") or "never"
     parts.append(f'</section><p id="provisioned">Last provisioned: {e(provisioned)}</p>')
     parts.append("</body></html>")
