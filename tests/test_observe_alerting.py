@@ -18,12 +18,17 @@ from tests.conftest import REPO
 from tests.test_gpu_verify_playbook import BIN, PLAYBOOKS, ansible_env
 
 
-def play(tmp_path: Path, **extra: object) -> subprocess.CompletedProcess[str]:
+def render(name: str, tmp_path: Path, **extra: object) -> subprocess.CompletedProcess[str]:
+    """tests/playbooks/NAME on localhost with these extra vars and out_dir=tmp_path."""
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-e", json.dumps({"out_dir": str(tmp_path), **extra}),
-         str(PLAYBOOKS / "observe_alerting.yml")],
+         str(PLAYBOOKS / name)],
         cwd=REPO, env=ansible_env(tmp_path), capture_output=True, text=True,
     )  # fmt: skip
+
+
+def play(tmp_path: Path, **extra: object) -> subprocess.CompletedProcess[str]:
+    return render("observe_alerting.yml", tmp_path, **extra)
 
 
 @pytest.mark.parametrize(

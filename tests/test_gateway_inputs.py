@@ -1,0 +1,86 @@
+"""Issue 14: the gateway role trusts no inventory value it does not have to. Box names,
+addresses, keys, certificates, model and team names reach HAProxy's configuration, its map
+files and paths: each is checked for that use, and a bad one stops the play before anything
+changes. A good inventory renders a configuration whose routes, listeners and pinned
+certificates are what the boxes serve (HAProxy's own check runs in the gateway scenario)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_observe_alerting import render
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
+KEY = "k" * 43
+BOX: dict[str, Any] = {
+    "name": "box-a",
+    "address": "10.0.0.11",
+    "cert": CERT,
+    "engines": {"llama_cpp": {"port": 8443, "key": KEY}, "vllm": {"port": 8444, "key": KEY}},
+    "models": [
+        {"name": "qwen3-8b", "engine": "llama_cpp"},
+        {"name": "Qwen/Qwen3-32B", "engine": "vllm"},
+    ],
+}
+
+
+def box(**change: Any) -> dict[str, Any]:
+    out = copy.deepcopy(BOX)
+    out.update(change)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("boxes", "teams"),
+    [
+        ([box(name="box-a\n    server evil 1.2.3.4:80")], []),
+        ([box(name="../etc")], []),
+        ([box(address="10.0.0.11 backup")], []),
+        ([box(cert="not a certificate")], []),
+        ([box(engines={"llama_cpp": {"port": 8443, "key": 'k" hdr X-Evil "1'}})], []),
+        ([box(engines={"llama_cpp": {"port": 8443, "key": "short"}})], []),
+        ([box(engines={"sglang": {"port": 8443, "key": KEY}})], []),
+        ([box(engines={"llama_cpp": {"port": 70000, "key": KEY}})], []),
+        ([box(models=[{"name": "m odel", "engine": "llama_cpp"}])], []),
+        ([box(models=[{"name": "qwen3-8b", "engine": "ollama"}])], []),
+        ([BOX, BOX], []),
+        ([BOX], [{"name": "Research Team"}]),
+        ([BOX], [{"name": "ops", "requests_per_minute": 0}]),
+        ([BOX], [{"name": "ops", "revoked": "yes"}]),
+        ([BOX], [{"name": "ops"}, {"name": "ops"}]),
+    ],
+)
+def test_a_bad_inventory_value_stops_the_play(tmp_path: Path, boxes: list, teams: list) -> None:
+    run = render("gateway_render.yml", tmp_path, gateway_boxes=boxes, gateway_teams=teams)
+    assert run.returncode != 0 and "gateway: " in run.stdout, run.stdout[-2000:]
+    assert not (tmp_path / "haproxy.cfg").exists()
+
+
+def test_a_good_inventory_renders_routes_listeners_and_pinned_certificates(tmp_path: Path) -> None:
+    other = box(
+        name="box-b",
+        address="box-b.lan",
+        engines={"llama_cpp": {"port": 8443, "key": KEY}},
+        models=[{"name": "qwen3-8b", "engine": "llama_cpp"}],
+    )
+    teams = [{"name": "research"}, {"name": "interns", "revoked": True}]
+    run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX, other], gateway_teams=teams)
+    assert run.returncode == 0, run.stdout[-3000:]
+    cfg = (tmp_path / "haproxy.cfg").read_text()
+    # Models in name order: Qwen/Qwen3-32B (box-a's vLLM), then qwen3-8b (box-a and box-b).
+    assert "# Qwen/Qwen3-32B\nbackend model_0\n" in cfg and "# qwen3-8b\nbackend model_1\n" in cfg
+    model_1 = cfg.split("backend model_1\n")[1].split("\n\n")[0]
+    assert "server box-a_llama_cpp 127.0.0.1:24000 check" in model_1
+    assert "server box-b_llama_cpp 127.0.0.1:24002 check" in model_1
+    assert "box-a_vllm" not in model_1
+    # Each box engine: its own listener that adds its key and checks the box's certificate.
+    assert (
+        "server box-b_llama_cpp box-b.lan:8443 ssl verify required ca-file "
+        "/etc/haproxy/airig/boxes/box-b.crt sni str(box-b) verifyhost box-b"
+    ) in cfg
+    assert cfg.count(f'http-request set-header Authorization "Bearer {KEY}"') == 3
+    assert "ssl verify none" not in cfg
