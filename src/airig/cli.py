@@ -246,13 +246,26 @@ def plan_cmd(
         bool,
         typer.Option("--no-calibration", help="The plan alone, without this box's measurements."),
     ] = False,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            "-i",
+            help="A fleet's Ansible inventory: which models its boxes (group 'boxes') serve, "
+            "for how many users in total, and how many the gateway reaches.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Which models fit which build, at which quantization, with how much context for how
-    many users. GB = 10^9 bytes."""
+    many users. GB = 10^9 bytes. With -i INVENTORY: what a fleet serves."""
     from airig.planner import PlanRequest, plan
     from airig.planner.catalog import Catalog
     from airig.planner.fit import DEFAULT_QUANTS
 
+    if inventory is not None:
+        _plan_fleet(inventory, as_json)
+        return
     with _user_errors():
         catalog = Catalog.default()
         if models_file:
@@ -752,6 +765,35 @@ def _plan_columns(
         for header, left, cell, default, arch_only in every
         if (wide or default) and (arch or not arch_only)
     ]
+
+
+def _plan_fleet(inventory: Path, as_json: bool) -> None:
+    """`airig plan -i INVENTORY`: per model, its boxes, users in total, context per user."""
+    from airig import fleet
+
+    with _user_errors():
+        boxes = fleet.inventory_boxes(inventory)
+        rows = fleet.fleet_plan(boxes)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    table = Table(
+        title=f"fleet {inventory}: {len(boxes)} boxes", title_justify="left",
+        box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False,
+    )  # fmt: skip
+    for header, left in (("model", True), ("format", True), ("engine", True), ("boxes", True),
+                         ("users", False), ("ctx/user", False), ("gateway", False)):  # fmt: skip
+        table.add_column(header, justify="left" if left else "right", overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.model, r.quant, r.engine, ", ".join(r.boxes), str(r.users), str(r.context),
+            f"{len(r.routed)} of {len(r.boxes)}",
+        )  # fmt: skip
+    _plan_console().print(table)
+    out.print(
+        "users: concurrent sequences, summed over the boxes; gateway: boxes whose proxy exposes "
+        "the engine (playbooks/fleet.yml routes to those)"
+    )
 
 
 def _render_plan(

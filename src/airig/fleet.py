@@ -1,0 +1,112 @@
+"""`airig plan -i INVENTORY`: what a fleet serves. Each box of the inventory's `boxes` group
+(or every host outside `gateway` when there is no such group) is planned from the profile its
+variables name, as site.yml would provision it; the table says per model on which boxes it
+runs, for how many users in total, with how much context each, and through how many of those
+boxes the gateway can reach it (the engines their proxy exposes, as playbooks/fleet.yml reads
+them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airig import profiles
+from airig.errors import InputError
+
+# The engine port behind each box proxy (roles/proxy/vars/main.yml): what the gateway reaches.
+PROXY_UPSTREAMS = {"llama_cpp": 8080, "vllm": 8000, "ollama": 11434}
+
+
+@dataclass(frozen=True)
+class Box:
+    name: str
+    profile: profiles.Profile
+    exposed: tuple[str, ...]
+
+
+@dataclass
+class FleetModel:
+    model: str
+    quant: str
+    engine: str
+    boxes: list[str] = field(default_factory=list)
+    users: int = 0
+    context: int = 0  # tokens per user, the smallest of its boxes
+    routed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def inventory_boxes(path: Path) -> list[Box]:
+    """The boxes of an Ansible inventory, each with its profile (profile_name, profile_dirs)
+    and the engines its proxy exposes (proxy_expose), variables templated as Ansible would."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    if not path.exists():
+        raise InputError(f"--inventory: {path} does not exist")
+    loader = DataLoader()
+    try:
+        inventory = InventoryManager(loader=loader, sources=[str(path)])
+    except Exception as exc:  # Ansible's own errors carry the sentence
+        raise InputError(f"--inventory: {path}: {exc}") from exc
+    groups = inventory.groups
+    if "boxes" in groups:
+        hosts = groups["boxes"].get_hosts()
+    else:
+        gateway = set(groups["gateway"].get_hosts()) if "gateway" in groups else set()
+        hosts = [h for h in inventory.get_hosts() if h not in gateway]
+    if not hosts:
+        raise InputError(f"--inventory: {path} names no box (group 'boxes', or any host)")
+    variables = VariableManager(loader=loader, inventory=inventory)
+    out = []
+    for host in sorted(hosts, key=lambda h: h.name):
+        hostvars = variables.get_vars(host=host)
+        templar = Templar(loader=loader, variables=hostvars)
+        try:
+            name = templar.template(hostvars.get("profile_name"))
+            dirs = templar.template(hostvars.get("profile_dirs") or [])
+            expose = templar.template(hostvars.get("proxy_expose") or {})
+        except Exception as exc:
+            raise InputError(f"--inventory: {host.name}: {exc}") from exc
+        if not isinstance(name, str) or not name:
+            raise InputError(f"--inventory: {host.name} has no profile_name")
+        if not isinstance(dirs, list) or not isinstance(expose, dict):
+            raise InputError(
+                f"--inventory: {host.name}: profile_dirs must be a list, proxy_expose a mapping"
+            )
+        profile = profiles.load(name, tuple(Path(str(d)) for d in dirs))
+        out.append(
+            Box(host.name, profile, tuple(sorted(e for e in expose if e in PROXY_UPSTREAMS)))
+        )
+    return out
+
+
+def fleet_plan(boxes: list[Box]) -> list[FleetModel]:
+    """Per model (and format, engine): its boxes, users in total, context per user."""
+    from airig.planner.engines import engine_plan
+
+    rows: dict[tuple[str, str, str], FleetModel] = {}
+    for box in boxes:
+        plan = engine_plan(box.profile)
+        reachable = {
+            (ep["engine"], ep["model"])
+            for ep in plan["endpoints"]
+            if ep["engine"] in box.exposed
+            and ep["base_url"] == f"http://127.0.0.1:{PROXY_UPSTREAMS[ep['engine']]}/v1"
+        }
+        for s in plan["served"]:
+            row = rows.setdefault(
+                (s["model"], s["quant"], s["engine"]),
+                FleetModel(s["model"], s["quant"], s["engine"]),
+            )
+            row.boxes.append(box.name)
+            row.users += int(s["sequences"])
+            row.context = min(row.context or s["context"], s["context"])
+            if (s["engine"], s["model"]) in reachable:
+                row.routed.append(box.name)
+    return sorted(rows.values(), key=lambda r: (r.model, r.quant, r.engine))
