@@ -135,6 +135,9 @@ def test_vllm_flags_for_the_reference_builds(
     )
     assert "RestartPreventExitStatus=78" in unit and "/bin/sh" not in unit
     assert "--api-key" not in unit and "--api-key" not in env["args"]
+    # Issue 14: stopping drains (SIGTERM to the API server alone, more time than its timeout).
+    assert got["--shutdown-timeout"] == "60"
+    assert "\nKillMode=mixed\n" in unit and "\nTimeoutStopSec=90\n" in unit
 
 
 def test_engines_that_do_not_fit_stop_the_role_before_any_change(tmp_path: Path) -> None:
