@@ -34,7 +34,7 @@ def main() -> None:
             molecule(step, "gateway")
         converge, _ = molecule("converge", "gateway")
         rerun, log = molecule("converge", "gateway")
-        molecule("side_effect", "gateway")
+        molecule("side-effect", "gateway")
         drained, control = read("/tmp/airig-load-drain.json"), read("/tmp/airig-load-nodrain.json")
         roll = read("/tmp/airig-roll.json")
     finally:
