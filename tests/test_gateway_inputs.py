@@ -74,8 +74,8 @@ def test_a_good_inventory_renders_routes_listeners_and_pinned_certificates(tmp_p
     # Models in name order: Qwen/Qwen3-32B (box-a's vLLM), then qwen3-8b (box-a and box-b).
     assert "# Qwen/Qwen3-32B\nbackend model_0\n" in cfg and "# qwen3-8b\nbackend model_1\n" in cfg
     model_1 = cfg.split("backend model_1\n")[1].split("\n\n")[0]
-    assert "server box-a_llama_cpp 127.0.0.1:24000 check" in model_1
-    assert "server box-b_llama_cpp 127.0.0.1:24002 check" in model_1
+    assert "server box-a_llama_cpp unix@/run/haproxy/airig-box-a_llama_cpp.sock check" in model_1
+    assert "server box-b_llama_cpp unix@/run/haproxy/airig-box-b_llama_cpp.sock check" in model_1
     assert "box-a_vllm" not in model_1
     # Each box engine: its own listener that adds its key and checks the box's certificate.
     assert (
@@ -83,4 +83,18 @@ def test_a_good_inventory_renders_routes_listeners_and_pinned_certificates(tmp_p
         "/etc/haproxy/airig/boxes/box-b.crt sni str(box-b) verifyhost box-b"
     ) in cfg
     assert cfg.count(f'http-request set-header Authorization "Bearer {KEY}"') == 3
+    # The listeners that add a box's key are UNIX sockets only HAProxy's user opens: no TCP
+    # port on the gateway lends a box key to a local user.
+    assert cfg.count(" mode 600 user haproxy group haproxy\n") == 3
+    assert not [b for b in cfg.splitlines() if b.strip().startswith("bind 127.0.0.1")]
     assert "ssl verify none" not in cfg
+
+
+def test_certificate_paths_must_be_absolute_clean_and_paired(tmp_path: Path) -> None:
+    for extra in (
+        {"gateway_tls_cert": "../etc/shadow", "gateway_tls_key": "/etc/airig/gw.key"},
+        {"gateway_tls_cert": "/etc/airig/../shadow", "gateway_tls_key": "/etc/airig/gw.key"},
+        {"gateway_tls_cert": "/etc/airig/gw.crt"},
+    ):
+        run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], **extra)
+        assert run.returncode != 0 and "gateway_tls_cert and gateway_tls_key" in run.stdout, extra
