@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def molecule(action: str, scenario: str) -> tuple[float, str]:
+def molecule(action: str, scenario: str, *playbook_args: str) -> tuple[float, str]:
+    """Seconds and output of one molecule action; playbook_args go to ansible-playbook."""
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -31,8 +32,9 @@ def molecule(action: str, scenario: str) -> tuple[float, str]:
         "NO_COLOR": "1",
     }
     start = time.perf_counter()
+    extra = ["--", *playbook_args] if playbook_args else []
     run = subprocess.run(
-        [str(BIN / "molecule"), action, "-s", scenario],
+        [str(BIN / "molecule"), action, "-s", scenario, *extra],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -1,13 +1,18 @@
 #!/usr/bin/python3
-"""A bounded load loop through the gateway (the gateway scenario): COUNT chat completions, at
-most WORKERS at once, each answer checked (HTTP 200 and the text echoing that request's own
-marker), then a JSON summary to OUT. Stops by itself: a fixed count, and a 30 s timeout each.
+"""A bounded load loop through the gateway (the gateway and fleet scenarios): COUNT chat
+completions, at most WORKERS at once, each answer checked, then a JSON summary to OUT. Stops by
+itself: a fixed count, and a 30 s timeout each. The check: HTTP 200 and the text echoing that
+request's own marker (the gateway scenario's stand-in boxes), or, given REPLY, a real engine's
+streamed answer that starts with REPLY and ends with [DONE] (the fleet's TEST MODEL, asked for 48
+tokens past its end so that requests stay in flight a while). With STOP_FILE, no request starts
+once that file exists (the count then says how many were sent).
 
-Usage: load_loop.py KEYFILE MODEL COUNT WORKERS OUT [PAUSE]"""
+Usage: load_loop.py KEYFILE MODEL COUNT WORKERS OUT [PAUSE] [PORT] [REPLY] [STOP_FILE]"""
 
 import concurrent.futures
 import http.client
 import json
+import os
 import ssl
 import sys
 import time
@@ -16,6 +21,9 @@ import urllib.request
 
 KEYFILE, MODEL, COUNT, WORKERS, OUT = sys.argv[1:6]
 PAUSE = float(sys.argv[6]) if len(sys.argv) > 6 else 0.05
+PORT = int(sys.argv[7]) if len(sys.argv) > 7 else 4443
+REPLY = sys.argv[8] if len(sys.argv) > 8 else None
+STOP_FILE = sys.argv[9] if len(sys.argv) > 9 else None
 with open(KEYFILE) as f:
     KEY = f.read().strip()
 CONTEXT = ssl.create_default_context()
@@ -25,27 +33,45 @@ CONTEXT.verify_mode = ssl.CERT_NONE  # the gateway's self-signed certificate
 
 def one(i: int) -> dict:
     marker = f"request-{i}"
-    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": marker}]})
+    ask = {"model": MODEL, "messages": [{"role": "user", "content": marker}]}
+    if REPLY:
+        ask.update(max_tokens=48, ignore_eos=True, stream=True)
     req = urllib.request.Request(
-        "https://127.0.0.1:4443/v1/chat/completions", data=body.encode(),
+        f"https://127.0.0.1:{PORT}/v1/chat/completions", data=json.dumps(ask).encode(),
         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(req, timeout=30, context=CONTEXT) as r:
-            answer = json.load(r)["choices"][0]["message"]["content"]
-        ok = answer.endswith(f"answers {marker}")
-        return {"i": i, "ok": ok, "box": answer.split("/")[0], "error": None if ok else answer}
+            answer = streamed(r) if REPLY else json.load(r)["choices"][0]["message"]["content"]
+            box = r.headers.get("X-Airig-Box") or answer.split("/")[0]
+        ok = answer.startswith(REPLY) if REPLY else answer.endswith(f"answers {marker}")
+        return {"i": i, "ok": ok, "box": box, "error": None if ok else answer}
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, KeyError) as exc:
         return {"i": i, "ok": False, "box": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def paced(i: int) -> dict:
+def streamed(r: http.client.HTTPResponse) -> str:
+    """The text of a server-sent event stream; ValueError unless it ends with [DONE]."""
+    text = []
+    for line in r:
+        data = line.decode().strip().removeprefix("data: ")
+        if data == "[DONE]":
+            return "".join(text)
+        if data:
+            choice = (json.loads(data).get("choices") or [{}])[0]
+            text.append(choice.get("delta", {}).get("content") or "")
+    raise ValueError(f"stream cut after {''.join(text)!r}")
+
+
+def paced(i: int) -> dict | None:
+    if STOP_FILE and os.path.exists(STOP_FILE):
+        return None
     time.sleep(PAUSE * (i % int(WORKERS)))
     return one(i)
 
 
 with concurrent.futures.ThreadPoolExecutor(int(WORKERS)) as pool:
-    results = list(pool.map(paced, range(int(COUNT))))
+    results = [r for r in pool.map(paced, range(int(COUNT))) if r is not None]
 summary = {
     "sent": len(results),
     "ok": sum(r["ok"] for r in results),

@@ -4,33 +4,16 @@ and model matching what was sent, HAProxy's own config check, and a box rolled o
 under load: 0 failed requests with the drain, failures without it (the control)."""
 
 import json
-import ssl
-import urllib.error
-import urllib.request
+import sys
+from pathlib import Path
 
-URL = "https://127.0.0.1:4443"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
+from gateway_client import call as call_port
+from gateway_client import team_key as key
 
 
 def call(host, key=None, model="airig-tiny", text="hello", path="/v1/chat/completions"):
-    """(status, body) of one request to the gateway, sent as a client on the network would
-    (the container shares this machine's network)."""
-    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-    data = None
-    if path.endswith("completions"):
-        data = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(URL + path, data=data and data.encode(), headers=headers)
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
-    try:
-        with urllib.request.urlopen(req, timeout=30, context=context) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def key(host, team):
-    return host.file(f"/srv/airig/keys/team-{team}.key").content_string.strip()
+    return call_port(4443, key, model, text, path)
 
 
 def test_haproxy_accepts_its_configuration_and_holds_the_keys_privately(host):

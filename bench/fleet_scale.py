@@ -1,0 +1,65 @@
+"""The fleet across real boxes (issue 14; the `fleet` scenario: three boxes in network
+namespaces of their own with the real llama-server behind their proxies, one gateway). Prints
+the converge time, site.yml's 0-changed re-run for one box and for all three (goals: under 60 s
+for one box; three boxes under 1.5 x one), a driver upgrade rolled through every box under a
+load loop through the gateway (requests sent/ok/failed, seconds per box out of service), and
+the control (a box's engine restarted without the drain). Prints numbers; asserts nothing.
+Needs scripts/container-env to have run; about 20 minutes; run nothing else at once.
+
+    python bench/fleet_scale.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from converge_speed import changed, molecule, playbook_seconds
+
+
+def read(path: str) -> dict[str, Any]:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def main() -> None:
+    try:
+        molecule("destroy", "fleet")
+        for step in ("create", "prepare"):
+            molecule(step, "fleet")
+        converge, _ = molecule("converge", "fleet")
+        reruns = {}
+        for limit in ("airig-fleet-box-1", "boxes", "all"):
+            _, log = molecule("converge", "fleet", "--limit", limit)
+            reruns[limit] = (playbook_seconds(log), sum(changed(log)))
+        molecule("side-effect", "fleet")
+        roll = read("/tmp/airig-fleet-airig-load-roll.json")
+        control = read("/tmp/airig-fleet-airig-load-control.json")
+        seconds = read("/tmp/airig-fleet-roll-seconds.json")
+    finally:
+        molecule("destroy", "fleet")
+    print(f"converge (3 boxes + gateway, from bare containers): {converge:.0f} s")
+    labels = {"airig-fleet-box-1": "1 box", "boxes": "3 boxes", "all": "3 boxes + gateway"}
+    for limit, label in labels.items():
+        took, n = reruns[limit]
+        print(f"re-run, {label:<18} {took or 0:6.1f} s  changed={n}")
+    one, three = reruns["airig-fleet-box-1"][0] or 0, reruns["boxes"][0] or 0
+    print(f"3 boxes / 1 box: {three / one:.2f} x" if one else "3 boxes / 1 box: ?")
+    print(f"{'run':<40} {'sent':>6} {'ok':>6} {'failed':>7} {'usage':>6}")
+    runs = {
+        "driver roll through 3 boxes, drained": roll,
+        "control: engine restarted, no drain": control,
+    }
+    for name, run in runs.items():
+        sent, ok = run.get("sent", 0), run.get("ok", 0)
+        print(f"{name:<40} {sent:>6} {ok:>6} {sent - ok:>7} {run.get('usage_added', '?'):>6}")
+    for box, s in sorted(seconds.items()):
+        print(f"{box}: {s} s out of service (drain, driver, gate, engines, completion, back)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""A client of the fleet gateway for the gateway and fleet scenarios' tests: one request, sent
+as a client on the network would (the gateway containers share this machine's network)."""
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+
+def call(port, key=None, model="airig-tiny", text="hello", path="/v1/chat/completions"):
+    """(status, body) of one request to the gateway on 127.0.0.1:port."""
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    data = None
+    if path.endswith("completions"):
+        data = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", data=data and data.encode(), headers=headers)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def team_key(host, team):
+    return host.file(f"/srv/airig/keys/team-{team}.key").content_string.strip()
