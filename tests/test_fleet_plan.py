@@ -9,9 +9,11 @@ import json
 import shutil
 from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
 from airig.cli import app
+from airig.fleet import PROXY_UPSTREAMS
 from tests.conftest import REPO
 
 INVENTORY = """
@@ -68,3 +70,13 @@ def test_an_inventory_it_cannot_plan_says_what_to_fix(tmp_path: Path) -> None:
     unknown = INVENTORY.replace("profile_name: team", "profile_name: nosuch")
     run = CliRunner().invoke(app, ["plan", "-i", str(fleet(tmp_path / "u", unknown))])
     assert run.exit_code == 2 and "nosuch" in run.output and "Traceback" not in run.output
+
+
+def test_the_engine_ports_behind_a_box_proxy_agree_everywhere() -> None:
+    """The proxy's upstreams, fleet.yml's reading of a box's summary and the planner's endpoints
+    name the same engine ports (a port changed in one place would route the gateway nowhere)."""
+    proxy = yaml.safe_load((REPO / "roles/proxy/vars/main.yml").read_text())["proxy__upstreams"]
+    fleet = yaml.safe_load((REPO / "playbooks/fleet.yml").read_text())[0]["vars"]
+    fleet = fleet["fleet__upstreams"]
+    assert fleet == PROXY_UPSTREAMS
+    assert {e: proxy[e] for e in PROXY_UPSTREAMS} == PROXY_UPSTREAMS

@@ -13,9 +13,11 @@ from typing import Any
 
 from airig import profiles
 from airig.errors import InputError
+from airig.planner.engines import LLAMA_CPP_PORT, OLLAMA_PORT, VLLM_PORT
 
-# The engine port behind each box proxy (roles/proxy/vars/main.yml): what the gateway reaches.
-PROXY_UPSTREAMS = {"llama_cpp": 8080, "vllm": 8000, "ollama": 11434}
+# The engine port behind each box proxy (the planner's, as roles/proxy/vars/main.yml has them):
+# what the gateway reaches.
+PROXY_UPSTREAMS = {"llama_cpp": LLAMA_CPP_PORT, "vllm": VLLM_PORT, "ollama": OLLAMA_PORT}
 
 
 @dataclass(frozen=True)
