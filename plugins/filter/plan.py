@@ -19,6 +19,11 @@ else:
     AIRIG_IMPORT_ERROR = None
 
 
+def _need_airig() -> None:
+    if AIRIG_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("the airig Python package is missing on the controller")
+
+
 def _profile(profile: Any) -> Any:
     if isinstance(profile, dict):
         return profiles.from_data(profile)
@@ -104,4 +109,25 @@ class FilterModule:
             "engine_plan": engine_plan,
             "plan_vs_actual": plan_vs_actual,
             "nvml_by_unit": nvml_by_unit,
+            "bundle_vars": bundle_vars,
+            "bundle_target_problem": bundle_target_problem,
         }
+
+
+def bundle_vars(manifest: Any, base_url: str, profile_spec: Any) -> dict[str, Any]:
+    """Role variables pointing a run's downloads at a bundle served on the box's loopback."""
+    _need_airig()
+    from airig import bundle
+
+    try:
+        return bundle.provision_vars(manifest, base_url, profile_spec)
+    except AirigError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def bundle_target_problem(manifest: Any, distro: str, version: str, arch: str) -> str:
+    """Why a bundle does not fit this box, or '' when it does."""
+    _need_airig()
+    from airig import bundle
+
+    return bundle.target_problem(manifest, str(distro), str(version), str(arch)) or ""

@@ -852,9 +852,6 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
-
 
 @app.command("provision")
 def provision_cmd(
@@ -894,6 +891,14 @@ def provision_cmd(
             "a Hugging Face repo without revision).",
         ),
     ] = False,
+    bundle_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Provision from an air-gap bundle (airig bundle -o DIR): checked here, copied to "
+            "the box, served on its loopback; nothing else is contacted.",
+        ),
+    ] = None,
     accept_new_host_key: Annotated[
         bool,
         typer.Option(
@@ -939,6 +944,8 @@ def provision_cmd(
                 )
         if allow_unpinned:
             extra["airig_allow_unpinned"] = True
+        if bundle_dir is not None:
+            extra["airig_bundle_dir"] = _checked_bundle(bundle_dir, name)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -976,6 +983,26 @@ def provision_cmd(
         bar.update(task, total=outcome.progress.done, completed=outcome.progress.done)
     _print_outcome(outcome, check)
     raise typer.Exit(outcome.exit_code)
+
+
+def _checked_bundle(directory: Path, profile: str) -> str:
+    """The bundle's absolute path once every file matches its manifest, else an error naming
+    each file that does not."""
+    from airig import bundle
+
+    data, problems = bundle.verify(directory)
+    if problems:
+        raise bundle.BundleError(
+            f"--bundle {directory}: refused: " + "; ".join(problems[:20])
+            + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        )
+    made_for = data.get("profile")
+    if profile and made_for != profiles.load(profile).name:
+        raise InputError(
+            f"--bundle {directory}: made for profile {made_for}, not {profile}; bundle this "
+            f"profile with airig bundle -p {profile}"
+        )
+    return str(directory.resolve())
 
 
 def _print_outcome(outcome: object, check: bool) -> None:
@@ -1019,3 +1046,132 @@ def _print_outcome(outcome: object, check: bool) -> None:
         f"(events in {outcome.run_dir}/artifacts)",
         highlight=False,
     )
+
+
+bundle_app = typer.Typer(
+    help="Make an air-gap bundle of everything a profile downloads, or check one "
+    "(docs/airgap.md).",
+    no_args_is_help=False,
+)
+app.add_typer(bundle_app, name="bundle")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+@bundle_app.callback(invoke_without_command=True)
+def bundle_cmd(
+    ctx: typer.Context,
+    profile: Annotated[
+        str,
+        typer.Option("--profile", "-p", help="Profile name or file (default: the inventory's).",
+                     show_default=False),
+    ] = "",
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", help="Inventory whose settings (URLs, versions) apply."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Bundle directory (made or resumed).")
+    ] = None,
+    release: Annotated[
+        str, typer.Option(help="Target Debian release of the boxes: bookworm or trixie.")
+    ] = "bookworm",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be fetched and how big; fetch nothing.")
+    ] = False,
+    allow_unpinned: Annotated[
+        bool,
+        typer.Option("--allow-unpinned", help="Bundle downloads the profile does not pin by sha256."),
+    ] = False,
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Collect what provisioning PROFILE downloads (Debian packages, llama.cpp, agents, weights)
+    into one checksummed directory: airig bundle -p PROFILE -o DIR; then
+    airig provision --bundle DIR on a box with no network. Exit codes: 0 done; 1 a download or
+    checksum failed (run again: it resumes); 2 bad input."""
+    if ctx.invoked_subcommand:
+        return
+    from airig import bundle
+
+    with _user_errors():
+        cfg = bundle.settings(inventory)
+        name = profile or str(cfg.get("profile_name") or "")
+        if not name:
+            raise InputError("bundle: name the profile (-p PROFILE) or an inventory with profile_name")
+        dirs = tuple(Path(d) for d in cfg.get("profile_dirs") or ()) + tuple(profiles_dir or ())
+        prof = profiles.load(name, dirs)
+        if output is None and not dry_run:
+            raise InputError("bundle: say where with -o DIR (or --dry-run)")
+        work = bundle.work_dir(output) if output else bundle.temp_work()
+        err.print(f"bundle: resolving {prof.name} for Debian {release} ...", highlight=False)
+        plan = bundle.make_plan(prof, cfg, release, work, allow_unpinned)
+        if dry_run:
+            bundle.fill_sizes(plan.items)
+        table = Table(title=f"bundle {prof.name} for debian {release}", title_justify="left")
+        for col in ("role", "files", "size"):
+            table.add_column(col, justify="right" if col != "role" else "left")
+        rows = bundle.summary_rows(plan.items)
+        for role, count, size in rows:
+            table.add_row(role, str(count), _size(size))
+        known = [s for _, _, s in rows]
+        total = None if None in known else sum(s or 0 for s in known)
+        table.add_row("total", str(len(plan.items)), _size(total))
+        out.print(table)
+        for note in plan.notes:
+            out.print(f"note: {note}", highlight=False)
+        if dry_run or output is None:
+            return
+        last = [0.0]
+
+        def show(files: int, nfiles: int, done: int, size: int) -> None:
+            import time
+
+            now = time.monotonic()
+            if now - last[0] > 2 or files == nfiles:
+                last[0] = now
+                err.print(f"bundle: {files}/{nfiles} files, {_size(done)} of {_size(size)}",
+                          highlight=False)
+
+        result = bundle.build(plan, output, show)
+        out.print(
+            f"bundle {output}: {result.files} files, {_size(result.bytes)}, "
+            f"{result.downloaded} downloaded now; manifest sha256 {result.manifest_sha256}",
+            highlight=False,
+        )
+
+
+@bundle_app.command("verify")
+def bundle_verify_cmd(
+    directory: Annotated[Path, typer.Argument(help="The bundle directory.")],
+    expect: Annotated[
+        str | None,
+        typer.Option(help="The manifest sha256 printed when the bundle was made (checked too)."),
+    ] = None,
+) -> None:
+    """Re-check every file of a bundle against its manifest. Exit codes: 0 intact; 1 a file is
+    missing or changed (each is named); 2 not a bundle."""
+    from airig import bundle
+
+    with _user_errors():
+        data, problems = bundle.verify(directory, expect)
+    for p in problems:
+        err.print(Text("bad ", style="red") + Text(p), highlight=False)
+    t = data["target"]
+    verdict = "FAILED" if problems else "ok"
+    out.print(
+        f"bundle {directory}: profile {data['profile']} for {t['distro']} {t['version']} "
+        f"({t['release']}), {len(data['files'])} files: {verdict}",
+        highlight=False,
+    )
+    raise typer.Exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,835 @@
+"""`airig bundle`: everything provisioning one profile downloads, in one checksummed directory
+that a box without any network provisions from (`airig provision --bundle DIR`).
+
+Layout of a bundle (paths are those of the upstream servers, so the roles fetch from the bundle
+exactly as from a mirror):
+
+  apt/<archive>/dists/<suite>/InRelease     Debian's signed index (checked by the box's own apt
+  apt/<archive>/dists/.../Packages.xz       against debian-archive-keyring), and the .deb files
+  apt/<archive>/pool/...                    the profile needs, resolved with apt for the target
+                                            release (empty dpkg status: the whole closure)
+  llama.cpp/<source tarball>                llama.cpp's source (llama_cpp_source_url)
+  models/<file>                             GGUF weights of the profile's llama.cpp/Ollama models
+  hermes-agent/<release>.tar.gz             Hermes Agent's release archive
+  pypi/files/*.whl, pypi/simple/<name>/     Hermes' hashed requirements for the target Python
+  npm/<package>/-/<file>.tgz                Node, npm and OpenClaw's locked tree, as the registry
+  ollama/<version>/<archive>                Ollama's release
+  manifest.json                             every file: size, sha256, source URL, role
+  manifest.json.sha256, SHA256SUMS          the manifest's hash; `sha256sum -c` on the box
+
+Downloads resume (.part files with HTTP ranges); a file already there with its sha256 is not
+fetched again, so bundling twice downloads nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import html
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from airig import __version__, profiles
+from airig.errors import AirigError, InputError
+
+FORMAT = 1
+# Debian releases a bundle can be made for: version, Python, suites (archive, suite) apt reads.
+TARGETS: dict[str, dict[str, Any]] = {
+    "bookworm": {"distro": "debian", "version": "12", "python": "3.11", "glibc": "2_36"},
+    "trixie": {"distro": "debian", "version": "13", "python": "3.13", "glibc": "2_41"},
+}
+DEBIAN_URL = "http://deb.debian.org/debian"
+SECURITY_URL = "http://deb.debian.org/debian-security"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+NPM_REGISTRY = "https://registry.npmjs.org/"
+PYPI_INDEX = "https://pypi.org/simple/"
+# A path inside a bundle: relative, no '..', characters of package and file names only.
+_PATH_RE = re.compile(r"(?:[A-Za-z0-9_@+~%=-][A-Za-z0-9._@+~%=-]*/)*[A-Za-z0-9_@+~%=-][A-Za-z0-9._@+~%=-]*\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+WORKERS = 8
+
+
+class BundleError(AirigError):
+    """A download, a checksum or a bundle on disk is not what it should be."""
+
+
+@dataclass
+class Item:
+    """One file of the bundle and where it comes from."""
+
+    path: str
+    url: str
+    role: str
+    size: int | None = None
+    sha256: str | None = None
+    sha512: str | None = None  # npm's integrity (base64 of the digest), when that is the pin
+
+    def __post_init__(self) -> None:
+        if not _PATH_RE.match(self.path) or ".." in self.path.split("/"):
+            raise BundleError(f"bundle path {self.path!r}: not a plain relative path")
+        if not re.match(r"https?://[!-~]+\Z", self.url):
+            raise BundleError(f"{self.path}: source {self.url!r} is not an http(s) URL")
+
+
+@dataclass
+class Plan:
+    """What a bundle holds: files to fetch, files made here, what the roles are pointed at."""
+
+    profile: str
+    target: dict[str, Any]
+    items: list[Item] = field(default_factory=list)
+    apt: dict[str, Any] = field(default_factory=dict)
+    provides: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, item: Item) -> None:
+        if any(i.path == item.path for i in self.items):
+            return
+        self.items.append(item)
+
+
+# --- settings: role defaults, overridden by the inventory -----------------------------------------
+
+
+def roles_dir() -> Path:
+    from airig.provision import collections_path
+
+    for base in collections_path().split(os.pathsep):
+        cand = Path(base) / "ansible_collections" / "airig" / "rig" / "roles"
+        if cand.is_dir():
+            return cand
+    raise BundleError("airig's roles are not installed next to the package (see docs/collection.md)")
+
+
+def _role_yaml(role: str, name: str) -> dict[str, Any]:
+    data = yaml.safe_load((roles_dir() / role / name).read_text()) or {}
+    return {k: v for k, v in data.items() if not (isinstance(v, str) and "{{" in v)}
+
+
+def settings(inventory: Path | None) -> dict[str, Any]:
+    """The role variables a bundle depends on: role defaults, then the inventory's values for its
+    first host (templated by Ansible, as a run would see them)."""
+    out: dict[str, Any] = {}
+    for role in ("base", "llama_cpp", "agent", "ollama", "nvidia_driver", "proxy", "observe"):
+        out.update(_role_yaml(role, "defaults/main.yml"))
+    if inventory is None:
+        return out
+    if not inventory.exists():
+        raise InputError(f"-i/--inventory: {inventory} does not exist")
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    inv = InventoryManager(loader=loader, sources=[str(inventory)])
+    hosts = inv.get_hosts()
+    if not hosts:
+        raise InputError(f"-i/--inventory: {inventory} names no host")
+    hostvars = VariableManager(loader=loader, inventory=inv).get_vars(host=hosts[0])
+    templar = Templar(loader=loader, variables=hostvars)
+    for key in [*out, "profile_name", "profile_dirs", "airig_allow_unpinned"]:
+        if key in hostvars:
+            out[key] = templar.template(hostvars[key])
+    return out
+
+
+# --- what each role downloads -------------------------------------------------------------------
+
+# apt packages the roles install by name (tests/test_bundle.py holds this equal to the roles' apt
+# tasks); base's and the driver's lists come from their role defaults and the driver matrix.
+APT_PACKAGES: dict[str, list[str]] = {
+    "base": ["systemd-timesyncd"],
+    "llama_cpp": ["ccache"],
+    "proxy": ["nginx", "openssl"],
+    "observe": ["prometheus", "prometheus-node-exporter"],
+    "observe_gpu": ["python3-prometheus-client", "python3-pynvml"],
+    "observe_alerting": ["prometheus-alertmanager"],
+    "agent": ["python3-venv", "python3-pip"],
+    "vllm": ["python3-venv", "python3-pip"],
+    "ollama": ["zstd"],
+}
+
+
+def apt_wanted(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> dict[str, list[str]]:
+    """The apt packages each role installs for this profile on the target release."""
+    want: dict[str, list[str]] = {
+        "base": [*cfg.get("base_packages", []), *cfg.get("base_extra_packages", [])]
+        + (APT_PACKAGES["base"] if cfg.get("base_time_sync", True) else [])
+    }
+    if "llama_cpp" in profile.engines and cfg.get("llama_cpp_ccache_dir"):
+        want["llama_cpp"] = APT_PACKAGES["llama_cpp"]
+    if cfg.get("proxy_expose"):
+        want["proxy"] = APT_PACKAGES["proxy"]
+    if profile.raw.get("observe", True):
+        want["observe"] = list(APT_PACKAGES["observe"])
+        if profile.gpus.count:
+            want["observe"] += APT_PACKAGES["observe_gpu"]
+        if cfg.get("observe_alert_webhook_url"):
+            want["observe"] += APT_PACKAGES["observe_alerting"]
+    if "hermes" in profile.raw.get("agents", []):
+        want["agent"] = APT_PACKAGES["agent"]
+    for engine in ("vllm", "ollama"):
+        if engine in profile.engines:
+            want[engine] = APT_PACKAGES[engine]
+    if profile.gpus.count:
+        from airig import matrix
+
+        version = TARGETS[release]["version"]
+        res = matrix.resolve(
+            f"debian-{version}",
+            str(cfg.get("nvidia_driver_source", "distro")),
+            str(cfg.get("nvidia_driver_branch", "580")),
+            open_modules=profile.open_kernel_modules,
+            flavour="amd64",
+            compute_capability=profile.gpus.compute_capability or "",
+        )
+        if res.source != "distro":
+            raise InputError(
+                "bundle: nvidia_driver_source cuda_repo is not bundled yet; bundle the Debian "
+                "archive's driver (nvidia_driver_source: distro)"
+            )
+        want["nvidia_driver"] = [*res.pre_packages, *res.packages, "linux-headers-amd64"]
+    return want
+
+
+def _components(wanted: dict[str, list[str]]) -> list[str]:
+    return ["main", "contrib", "non-free", "non-free-firmware"] if "nvidia_driver" in wanted else ["main"]
+
+
+class Apt:
+    """apt for the target release in a private directory: its own sources, lists and an empty
+    dpkg status (so the whole dependency closure is listed), signatures checked by apt."""
+
+    def __init__(self, work: Path, release: str, components: list[str]) -> None:
+        self.root = work / f"apt-{release}"
+        self.release = release
+        self.suites = [
+            (DEBIAN_URL, release),
+            (DEBIAN_URL, f"{release}-updates"),
+            (SECURITY_URL, f"{release}-security"),
+        ]
+        self.components = components
+        etc = self.root / "etc"
+        for d in (etc / "apt.conf.d", etc / "sources.list.d", etc / "preferences.d",
+                  self.root / "state/lists/partial", self.root / "cache/archives/partial"):  # fmt: skip
+            d.mkdir(parents=True, exist_ok=True)
+        (self.root / "state/status").touch()
+        comps = " ".join(components)
+        (etc / "sources.list").write_text(
+            "".join(f"deb [signed-by={KEYRING}] {u} {s} {comps}\n" for u, s in self.suites)
+        )
+        self.conf = self.root / "apt.conf"
+        self.conf.write_text(
+            f'Dir::Etc "{etc}";\nDir::Etc::Parts "{etc}/apt.conf.d";\n'
+            f'Dir::Etc::SourceParts "{etc}/sources.list.d";\nDir::State "{self.root}/state";\n'
+            f'Dir::State::status "{self.root}/state/status";\nDir::Cache "{self.root}/cache";\n'
+            'APT::Architecture "amd64";\nAPT::Architectures { "amd64"; };\n'
+            'Acquire::Languages "none";\nAPT::Sandbox::User "root";\n'
+        )
+
+    def _run(self, *args: str) -> str:
+        env = {**os.environ, "APT_CONFIG": str(self.conf), "LC_ALL": "C"}
+        proc = subprocess.run(["apt-get", *args], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BundleError(f"apt-get {' '.join(args[:2])}: {' '.join(proc.stderr.split())[-600:]}")
+        return proc.stdout
+
+    def update(self) -> None:
+        if shutil.which("apt-get") is None or not Path(KEYRING).exists():
+            raise BundleError(
+                f"bundle: resolving Debian packages needs apt-get and {KEYRING} on this machine "
+                "(Debian or Ubuntu; apt install apt debian-archive-keyring)"
+            )
+        self._run("update", "-qq")
+
+    def uris(self, packages: list[str]) -> list[tuple[str, str, int, str]]:
+        """(url, file name, size, sha256) of every package apt would fetch to install these."""
+        out = self._run(
+            "install", "-qq", "--print-uris", "--no-install-recommends",
+            "-o", "Acquire::ForceHash=SHA256", *packages,
+        )  # fmt: skip
+        rows = []
+        for line in out.splitlines():
+            m = re.match(r"'(\S+)' (\S+) (\d+) SHA256:([0-9a-f]{64})\Z", line.strip())
+            if m:
+                rows.append((m[1], m[2], int(m[3]), m[4]))
+        return rows
+
+    def indices(self) -> list[Item]:
+        """InRelease (as apt checked it) and each component's Packages.xz with its sha256 from
+        InRelease."""
+        items = []
+        lists = self.root / "state/lists"
+        for url, suite in self.suites:
+            host_path = url.split("://", 1)[1].replace("/", "_")
+            inrelease = lists / f"{host_path}_dists_{suite}_InRelease"
+            if not inrelease.exists():
+                raise BundleError(f"apt did not fetch {url}/dists/{suite}/InRelease")
+            text = inrelease.read_text(errors="replace")
+            archive = url.rsplit("/", 1)[1]
+            items.append(
+                Item(
+                    f"apt/{archive}/dists/{suite}/InRelease",
+                    f"{url}/dists/{suite}/InRelease",
+                    "apt",
+                    inrelease.stat().st_size,
+                    hashlib.sha256(inrelease.read_bytes()).hexdigest(),
+                )
+            )
+            sha = _release_sha256(text)
+            for comp in self.components:
+                name = f"{comp}/binary-amd64/Packages.xz"
+                if name not in sha:
+                    continue
+                digest, size = sha[name]
+                items.append(
+                    Item(f"apt/{archive}/dists/{suite}/{name}", f"{url}/dists/{suite}/{name}",
+                         "apt", size, digest)  # fmt: skip
+                )
+        return items
+
+
+def _release_sha256(text: str) -> dict[str, tuple[str, int]]:
+    out: dict[str, tuple[str, int]] = {}
+    in_sha = False
+    for line in text.splitlines():
+        if line.startswith("SHA256:"):
+            in_sha = True
+            continue
+        if in_sha and line.startswith(" "):
+            digest, size, name = line.split()
+            out[name] = (digest, int(size))
+        elif in_sha:
+            in_sha = False
+    return out
+
+
+def plan_apt(plan: Plan, wanted: dict[str, list[str]], work: Path) -> None:
+    apt = Apt(work, plan.target["release"], _components(wanted))
+    apt.update()
+    all_pkgs = sorted({p for pkgs in wanted.values() for p in pkgs})
+    rows = apt.uris(all_pkgs)
+    by_role = {role: {r[1] for r in apt.uris(pkgs)} for role, pkgs in wanted.items()}
+    for item in apt.indices():
+        plan.add(item)
+    for url, name, size, digest in rows:
+        parts = urllib.parse.urlsplit(url)
+        archive = parts.path.strip("/").split("/")[0]
+        rel = urllib.parse.unquote(parts.path.strip("/").split("/", 1)[1])
+        roles = ",".join(r for r, names in by_role.items() if name in names) or "apt"
+        plan.add(Item(f"apt/{archive}/{rel}", url, roles, size, digest))
+    plan.apt = {
+        "packages": wanted,
+        "sources": [
+            {"archive": u.rsplit("/", 1)[1], "suite": s, "components": apt.components}
+            for u, s in apt.suites
+        ],
+    }
+
+
+def _unpinned(what: str, allow: bool) -> None:
+    if not allow:
+        raise InputError(
+            f"bundle: {what} has no sha256 to check it by, so whatever its server gives today "
+            "would go into the bundle; pin it, or accept it with --allow-unpinned"
+        )
+
+
+def plan_models(plan: Plan, profile: profiles.Profile, allow_unpinned: bool) -> None:
+    from airig.planner import catalog, memory
+
+    cat = catalog.Catalog.default()
+    for m in profile.models:
+        engine = profiles.served_engine(m, cat) if m.engine is None else m.engine
+        if engine == "vllm":
+            raise InputError(
+                f"bundle: {m.name} is served by vllm from a Hugging Face snapshot; airig does not "
+                "bundle vllm's weights or wheels yet (docs/airgap.md): bundle llama.cpp/Ollama models"
+            )
+        if not m.source:
+            plan.notes.append(f"{m.name}: no source in the profile; copy its file to the box")
+            continue
+        file = m.file or m.source.rstrip("/").rsplit("/", 1)[-1]
+        if not m.sha256:
+            _unpinned(f"model {m.name} ({m.source})", allow_unpinned)
+        size = None
+        try:
+            spec = cat.model(m.name)
+            size = int(memory.weights_bytes(spec, cat.quant(m.quant)))
+        except AirigError:
+            pass
+        plan.add(Item(f"models/{file}", m.source, "engine_common", size, m.sha256))
+        plan.provides.setdefault("models", {})[file] = {"path": f"models/{file}"}
+
+
+def _npm_item(url: str, integrity: str, role: str) -> Item:
+    if not url.startswith(NPM_REGISTRY):
+        raise BundleError(f"npm: {url} is not on {NPM_REGISTRY}")
+    algo, _, b64 = integrity.partition("-")
+    if algo != "sha512":
+        raise BundleError(f"npm: {url}: integrity {algo} (airig pins sha512)")
+    return Item("npm/" + url[len(NPM_REGISTRY) :], url, role, sha512=base64.b64decode(b64).hex())
+
+
+def npm_lock_items(lockfile: Path, role: str = "agent") -> list[Item]:
+    """Every tarball of a package-lock.json (v3) that npm ci installs on linux x64 glibc."""
+    data = json.loads(lockfile.read_text())
+    items = []
+    for key, pkg in sorted(data.get("packages", {}).items()):
+        if not key or "resolved" not in pkg:
+            continue
+        if not _fits_platform(pkg.get("os"), "linux") or not _fits_platform(pkg.get("cpu"), "x64"):
+            continue
+        if not _fits_platform(pkg.get("libc"), "glibc"):
+            continue
+        items.append(_npm_item(pkg["resolved"], pkg["integrity"], role))
+    return items
+
+
+def _fits_platform(allowed: list[str] | None, ours: str) -> bool:
+    if not allowed:
+        return True
+    if f"!{ours}" in allowed:
+        return False
+    positive = [a for a in allowed if not a.startswith("!")]
+    return not positive or ours in positive
+
+
+def plan_agents(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any], work: Path) -> None:
+    agents = profile.raw.get("agents", [])
+    if "openclaw" in agents:
+        for key in ("agent_node_tarball", "agent_npm_tarball"):
+            tb = cfg[key]
+            sha512 = str(tb["sha512"])
+            integrity = "sha512-" + base64.b64encode(bytes.fromhex(sha512)).decode()
+            item = _npm_item(str(tb["url"]), integrity, "agent")
+            plan.add(item)
+            plan.provides[key] = {"path": item.path, "sha512": sha512}
+        lock = roles_dir() / "agent/files" / f"openclaw-{cfg['agent_openclaw_version']}" / "package-lock.json"
+        if not lock.exists():
+            raise InputError(f"bundle: no lockfile for OpenClaw {cfg['agent_openclaw_version']} ({lock})")
+        for item in npm_lock_items(lock):
+            plan.add(item)
+        plan.provides["agent_npm_registry"] = {"path": "npm/"}
+    if "hermes" in agents:
+        release = str(cfg["agent_hermes_release"])
+        known = _role_yaml("agent", "vars/main.yml").get("agent__hermes_releases", {})
+        sha = str(cfg.get("agent_hermes_sha256") or known.get(release, {}).get("sha256", ""))
+        if not _HEX64.match(sha):
+            raise InputError(
+                f"bundle: no sha256 for Hermes Agent {release}: set agent_hermes_sha256 in the "
+                "inventory (as for airig provision)"
+            )
+        base = str(cfg["agent_hermes_release_url"]).rstrip("/")
+        plan.add(Item(f"hermes-agent/{release}.tar.gz", f"{base}/{release}.tar.gz", "agent", None, sha))
+        plan.provides["hermes"] = {"path": "hermes-agent", "sha256": sha}
+        deps = known.get(release, {}).get("deps")
+        py = plan.target["python"].replace(".", "")
+        req = roles_dir() / "agent/files/requirements" / f"{deps}-py{py}.txt"
+        if not deps or not req.exists():
+            raise InputError(f"bundle: airig has no hashed requirements for Hermes {release} on Python {plan.target['python']}")
+        for item in pip_items(req, plan.target, work):
+            plan.add(item)
+        plan.provides["agent_pip_index_url"] = {"path": "pypi/simple/"}
+
+
+def pip_items(requirements: Path, target: dict[str, Any], work: Path) -> list[Item]:
+    """The wheels pip installs from hashed requirements on the target's Python and glibc,
+    resolved by pip itself (--dry-run --report) for that platform."""
+    report = work / f"pip-{requirements.stem}-{target['release']}.json"
+    py = target["python"]
+    if not report.exists() or report.stat().st_mtime < requirements.stat().st_mtime:
+        glibc = target["glibc"]
+        platforms = [f"manylinux_{glibc}_x86_64", "manylinux2014_x86_64", "linux_x86_64"]
+        cmd = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+            "--report", str(report), "--target", str(work / "pip-target"), "--only-binary=:all:",
+            "--python-version", py, "--implementation", "cp", "--abi", f"cp{py.replace('.', '')}",
+            *(a for p in platforms for a in ("--platform", p)), "--require-hashes", "-r", str(requirements),
+        ]  # fmt: skip
+        # Only the public index (no local find-links or extra indices of this machine's pip
+        # configuration): the manifest names where each wheel comes from.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
+        env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        proc = subprocess.run([*cmd, "--index-url", PYPI_INDEX], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            report.unlink(missing_ok=True)
+            raise BundleError(f"pip could not resolve {requirements.name}: {' '.join(proc.stderr.split())[-600:]}")
+    items = []
+    for inst in json.loads(report.read_text())["install"]:
+        info = inst["download_info"]
+        url = info["url"]
+        name = urllib.parse.unquote(url.rsplit("/", 1)[1])
+        sha = info.get("archive_info", {}).get("hashes", {}).get("sha256") or info.get("archive_info", {}).get("hash", "").partition("=")[2]
+        items.append(Item(f"pypi/files/{name}", url, "agent", None, sha))
+    return items
+
+
+def pypi_index(root: Path, files: Iterable[Path]) -> list[Path]:
+    """A PEP 503 simple index over the bundle's wheels: pypi/simple/<name>/index.html."""
+    by_name: dict[str, list[Path]] = {}
+    for f in files:
+        name = re.sub(r"[-_.]+", "-", f.name.split("-", 1)[0]).lower()
+        by_name.setdefault(name, []).append(f)
+    out = []
+    simple = root / "pypi" / "simple"
+    for name, wheels in sorted(by_name.items()):
+        page = simple / name / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        links = "".join(
+            f'<a href="../../files/{urllib.parse.quote(w.name)}#sha256={sha256(w)}">{html.escape(w.name)}</a>\n'
+            for w in sorted(wheels)
+        )
+        page.write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
+        out.append(page)
+    top = simple / "index.html"
+    top.write_text(
+        "<!DOCTYPE html>\n<html><body>\n"
+        + "".join(f'<a href="{n}/">{n}</a>\n' for n in sorted(by_name))
+        + "</body></html>\n"
+    )
+    return [*out, top]
+
+
+def plan_engines(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any]) -> None:
+    if "llama_cpp" in profile.engines:
+        url = " ".join(str(cfg["llama_cpp_source_url"]).split())
+        sha = str(cfg.get("llama_cpp_source_sha256", ""))
+        if not _HEX64.match(sha):
+            raise InputError("bundle: llama_cpp_source_sha256 must be the source tarball's sha256")
+        name = urllib.parse.unquote(url.rsplit("/", 1)[1])
+        plan.add(Item(f"llama.cpp/{name}", url, "llama_cpp", None, sha))
+        plan.provides["llama_cpp_source"] = {"path": f"llama.cpp/{name}", "sha256": sha}
+    if "ollama" in profile.engines:
+        version = str(cfg["ollama_version"])
+        archive = str(cfg.get("ollama_archive") or "ollama-linux-amd64.tar.zst")
+        pins = _role_yaml("ollama", "vars/main.yml").get("ollama__pinned_sha256", {})
+        sha = str(cfg.get("ollama_sha256") or pins.get(f"{version}/{archive}", ""))
+        if not _HEX64.match(sha):
+            _unpinned(f"Ollama {version}", bool(cfg.get("airig_allow_unpinned")))
+            sha = _sha256sum_entry(f"{str(cfg['ollama_base_url']).rstrip('/')}/{version}/sha256sum.txt", archive)
+        base = str(cfg["ollama_base_url"]).rstrip("/")
+        plan.add(Item(f"ollama/{version}/{archive}", f"{base}/{version}/{archive}", "ollama", None, sha))
+        plan.provides["ollama"] = {"path": "ollama", "version": version, "sha256": sha}
+
+
+def _sha256sum_entry(url: str, name: str) -> str:
+    with _open(url) as resp:
+        for line in resp.read().decode().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("*").removeprefix("./") == name:
+                return parts[0].lower()
+    raise BundleError(f"{url} lists no sha256 for {name}")
+
+
+def make_plan(
+    profile: profiles.Profile,
+    cfg: dict[str, Any],
+    release: str,
+    work: Path,
+    allow_unpinned: bool = False,
+) -> Plan:
+    if release not in TARGETS:
+        raise InputError(f"--release {release!r}: airig bundles for {', '.join(TARGETS)} (Debian)")
+    target = {**TARGETS[release], "release": release, "arch": "amd64"}
+    plan = Plan(profile.name, target)
+    allow = allow_unpinned or bool(cfg.get("airig_allow_unpinned"))
+    cfg = {**cfg, "airig_allow_unpinned": allow}
+    plan_engines(plan, profile, cfg)
+    plan_models(plan, profile, allow)
+    plan_agents(plan, profile, cfg, work)
+    plan_apt(plan, apt_wanted(profile, cfg, release), work)
+    return plan
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+
+def _open(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Any:
+    req = urllib.request.Request(url, headers={"User-Agent": f"airig/{__version__}", **(headers or {})}, method=method)
+    try:
+        return urllib.request.urlopen(req, timeout=60)
+    except OSError as exc:
+        raise BundleError(f"{url}: {exc}") from None
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    h256, h512 = hashlib.sha256(), hashlib.sha512()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h256.update(block)
+            h512.update(block)
+    return h256.hexdigest(), h512.hexdigest()
+
+
+def _matches(item: Item, path: Path) -> tuple[bool, str]:
+    s256, s512 = _digests(path)
+    ok = (item.sha256 is None or s256 == item.sha256) and (item.sha512 is None or s512 == item.sha512)
+    return ok, s256
+
+
+def head_size(item: Item) -> int | None:
+    try:
+        with _open(item.url, method="HEAD") as resp:
+            length = resp.headers.get("Content-Length")
+            return int(length) if length else None
+    except BundleError:
+        return None
+
+
+def fill_sizes(items: list[Item], root: Path | None = None) -> None:
+    """Sizes the plan does not know yet: a file already in the bundle's, else the server's
+    (HEAD requests, in parallel)."""
+    for i in items:
+        if i.size is None and root is not None and (root / i.path).is_file():
+            i.size = (root / i.path).stat().st_size
+    todo = [i for i in items if i.size is None]
+    with ThreadPoolExecutor(WORKERS * 2) as pool:
+        for item, size in zip(todo, pool.map(head_size, todo), strict=True):
+            item.size = size
+
+
+def fetch(item: Item, root: Path, on_bytes: Callable[[int], None]) -> tuple[str, bool]:
+    """Download one item into the bundle (resuming a .part file); returns its sha256 and
+    whether anything was downloaded."""
+    dest = root / item.path
+    if dest.exists():
+        ok, digest = _matches(item, dest)
+        if ok:
+            on_bytes(dest.stat().st_size)
+            return digest, False
+        dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with _open(item.url, headers) as resp:
+        if have and resp.status != 206:
+            have = 0
+        on_bytes(have)
+        with part.open("ab" if have else "wb") as fh:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                fh.write(block)
+                on_bytes(len(block))
+    ok, digest = _matches(item, part)
+    if not ok:
+        part.unlink()
+        want = item.sha256 or f"sha512 {item.sha512}"
+        raise BundleError(f"{item.path}: sha256 {digest} is not the pinned {want} (from {item.url}); not kept")
+    part.rename(dest)
+    return digest, True
+
+
+@dataclass
+class Result:
+    root: Path
+    files: int
+    bytes: int
+    downloaded: int
+    manifest_sha256: str
+
+
+def build(plan: Plan, root: Path, progress: Callable[[int, int, int, int], None] | None = None) -> Result:
+    """Fetch every item (WORKERS at a time), make the pip index, write the manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    fill_sizes(plan.items, root)
+    total = sum(i.size or 0 for i in plan.items)
+    done_bytes = 0
+    done_files = 0
+    import threading
+
+    lock = threading.Lock()
+
+    def bump(n: int) -> None:
+        nonlocal done_bytes
+        with lock:
+            done_bytes += n
+            if progress:
+                progress(done_files, len(plan.items), done_bytes, total)
+
+    digests: dict[str, str] = {}
+    fetched = 0
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = {pool.submit(fetch, item, root, bump): item for item in plan.items}
+        for fut, item in futures.items():
+            digest, new = fut.result()
+            digests[item.path] = digest
+            with lock:
+                done_files += 1
+                fetched += int(new)
+    made = pypi_index(root, [root / i.path for i in plan.items if i.path.startswith("pypi/files/")])
+    files: dict[str, dict[str, Any]] = {}
+    for item in plan.items:
+        p = root / item.path
+        files[item.path] = {"size": p.stat().st_size, "sha256": digests[item.path], "source": item.url, "role": item.role}
+    for p in made:
+        rel = str(p.relative_to(root))
+        files[rel] = {"size": p.stat().st_size, "sha256": sha256(p), "source": "made by airig bundle", "role": "agent"}
+    manifest = {
+        "format": FORMAT,
+        "airig": __version__,
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "profile": plan.profile,
+        "target": plan.target,
+        "apt": plan.apt,
+        "provides": plan.provides,
+        "notes": plan.notes,
+        "files": dict(sorted(files.items())),
+    }
+    text = json.dumps(manifest, indent=1) + "\n"
+    (root / "manifest.json").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    (root / "manifest.json.sha256").write_text(f"{digest}  manifest.json\n")
+    (root / "SHA256SUMS").write_text(
+        "".join(f"{v['sha256']}  {k}\n" for k, v in manifest["files"].items())
+    )
+    total_bytes = sum(v["size"] for v in files.values())
+    return Result(root, len(files), total_bytes, fetched, digest)
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def load_manifest(root: Path) -> dict[str, Any]:
+    mf = root / "manifest.json"
+    try:
+        text = mf.read_text()
+        data = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{root}: no readable manifest.json ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), dict):
+        raise BundleError(f"{mf}: not an airig bundle manifest (format {FORMAT})")
+    stamp = root / "manifest.json.sha256"
+    want = stamp.read_text().split()[0] if stamp.exists() else ""
+    if hashlib.sha256(text.encode()).hexdigest() != want:
+        raise BundleError(f"{mf}: its sha256 is not the one in manifest.json.sha256 (changed after bundling)")
+    for rel in data["files"]:
+        if not isinstance(rel, str) or not _PATH_RE.match(rel) or ".." in rel.split("/"):
+            raise BundleError(f"{mf}: bad path {rel!r}")
+    return data
+
+
+def verify(root: Path, expect: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Re-check every file; returns the manifest and what is wrong (missing, changed, extra)."""
+    data = load_manifest(root)
+    digest = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
+    problems = []
+    if expect and digest != expect:
+        problems.append(f"manifest.json: sha256 {digest} is not the expected {expect}")
+    for rel, meta in data["files"].items():
+        p = root / rel
+        if p.is_symlink() or not p.is_file():
+            problems.append(f"{rel}: missing")
+        elif p.stat().st_size != meta["size"] or sha256(p) != meta["sha256"]:
+            problems.append(f"{rel}: changed (sha256 {sha256(p)}, manifest {meta['sha256']})")
+    return data, problems
+
+
+def summary_rows(items: list[Item]) -> list[tuple[str, int, int | None]]:
+    """(role, files, bytes or None when a size is unknown) per role."""
+    rows: dict[str, list[Any]] = {}
+    for i in items:
+        r = rows.setdefault(i.role.split(",")[0], [0, 0])
+        r[0] += 1
+        r[1] = None if (r[1] is None or i.size is None) else r[1] + i.size
+    return [(k, v[0], v[1]) for k, v in sorted(rows.items())]
+
+
+def work_dir(out: Path) -> Path:
+    d = out / ".work"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def temp_work() -> Path:
+    return Path(tempfile.mkdtemp(prefix="airig-bundle-"))
+
+
+# --- provisioning from a bundle ------------------------------------------------------------------
+
+
+def provision_vars(manifest: dict[str, Any], base_url: str, profile_spec: dict[str, Any]) -> dict[str, Any]:
+    """The role variables that point every download of a run at the bundle served on
+    ``base_url`` (the box's loopback), from what the manifest says the bundle provides; the
+    profile's models get the bundle's copy and its sha256 as their source."""
+    if not re.match(r"http://127\.0\.0\.1:[0-9]{1,5}\Z", base_url):
+        raise BundleError(f"bundle URL {base_url!r}: expected http://127.0.0.1:PORT")
+    files = manifest["files"]
+    prov = manifest.get("provides", {})
+
+    def url(rel: str) -> str:
+        if rel.rstrip("/") not in files and not any(f.startswith(rel) for f in files):
+            raise BundleError(f"manifest provides {rel!r}, which the bundle does not hold")
+        return f"{base_url}/{rel}"
+
+    out: dict[str, Any] = {}
+    if "llama_cpp_source" in prov:
+        src = prov["llama_cpp_source"]
+        out["llama_cpp_source_url"] = url(src["path"])
+        out["llama_cpp_source_sha256"] = files[src["path"]]["sha256"]
+    for key in ("agent_node_tarball", "agent_npm_tarball"):
+        if key in prov:
+            out[key] = {"url": url(prov[key]["path"]), "sha512": prov[key]["sha512"]}
+    if "agent_npm_registry" in prov:
+        out["agent_npm_registry"] = url(prov["agent_npm_registry"]["path"])
+    if "hermes" in prov:
+        out["agent_hermes_release_url"] = url(prov["hermes"]["path"]).rstrip("/")
+        out["agent_hermes_sha256"] = prov["hermes"]["sha256"]
+    if "agent_pip_index_url" in prov:
+        out["agent_pip_index_url"] = url(prov["agent_pip_index_url"]["path"])
+    if "ollama" in prov:
+        out["ollama_base_url"] = url(prov["ollama"]["path"]).rstrip("/")
+        out["ollama_version"] = prov["ollama"]["version"]
+        out["ollama_sha256"] = prov["ollama"]["sha256"]
+    models = prov.get("models", {})
+    if models:
+        spec = dict(profile_spec)
+        spec["models"] = []
+        for m in profile_spec.get("models", []):
+            m = dict(m)
+            file = m.get("file") or str(m.get("source", "")).rstrip("/").rsplit("/", 1)[-1]
+            if file in models:
+                rel = models[file]["path"]
+                m["source"] = url(rel)
+                m["sha256"] = files[rel]["sha256"]
+            spec["models"].append(m)
+        out["profile_spec"] = spec
+    return out
+
+
+def target_problem(manifest: dict[str, Any], distro: str, version: str, arch: str) -> str | None:
+    """Why a bundle does not fit a box (its distribution, release or architecture), or None."""
+    t = manifest.get("target", {})
+    box_arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+    if (t.get("distro"), str(t.get("version")), t.get("arch")) == (distro.lower(), version, box_arch):
+        return None
+    return (
+        f"the bundle is for {t.get('distro')} {t.get('version')} ({t.get('release')}) "
+        f"{t.get('arch')}, this box is {distro} {version} {box_arch}: make one for it with "
+        f"airig bundle --release <its release>"
+    )
