@@ -52,6 +52,8 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/fleet_roll.py
 	$(BIN)/python bench/fleet_scale.py
 	$(BIN)/python tests/mirror/build.py --serve > /dev/null
+	$(BIN)/python bench/bundle.py
+	$(BIN)/python tests/mirror/build.py --serve > /dev/null
 	$(BIN)/python bench/provision_speed.py
 
 clean:

@@ -3,7 +3,8 @@ check mode, side effects (the driver upgrade) and verify, each on a clean local 
 
 scripts/test prepares docker and the images (scripts/container-env) first. Choose scenarios
 with AIRIG_MOLECULE: "all" (default: every scenario but the heavy ones), "everything" (with
-the heavy ones: vllm, nvidia_driver_open, llama_cpp_cuda, fleet), "none", or a comma-separated list
+the heavy ones: vllm, nvidia_driver_open, llama_cpp_cuda, fleet; airgap in its full variant),
+"none", or a comma-separated list
 of scenario names.
 """
 
@@ -46,6 +47,9 @@ def test_molecule_scenario(scenario: str, tmp_path: Path) -> None:
         "PY_COLORS": "0",
         "NO_COLOR": "1",
     }
+    if scenario == "airgap" and os.environ.get("AIRIG_MOLECULE", "all").strip() == "everything":
+        # The full variant: the demo profile (llama.cpp from source, both agents) from a bundle.
+        env.setdefault("AIRIG_AIRGAP_PROFILE", "container-demo")
     log = tmp_path / f"molecule-{scenario}.log"
     with log.open("w") as fh:
         run = subprocess.run(

@@ -28,7 +28,6 @@ import datetime
 import hashlib
 import html
 import json
-import lzma
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,9 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 NPM_REGISTRY = "https://registry.npmjs.org/"
 PYPI_INDEX = "https://pypi.org/simple/"
 # A path inside a bundle: relative, no '..', characters of package and file names only.
-_PATH_RE = re.compile(r"(?:[A-Za-z0-9_@+~%=-][A-Za-z0-9._@+~%=-]*/)*[A-Za-z0-9_@+~%=-][A-Za-z0-9._@+~%=-]*\Z")
+_PATH_RE = re.compile(
+    r"(?:[A-Za-z0-9_@+~%=-][A-Za-z0-9._@+~%=-]*/)*[A-Za-z0-9_@+~%=-][A-Za-z0-9._@+~%=-]*\Z"
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 WORKERS = 8
 
@@ -79,6 +80,7 @@ class Item:
     size: int | None = None
     sha256: str | None = None
     sha512: str | None = None  # npm's integrity (base64 of the digest), when that is the pin
+    estimate: int | None = None  # the planner's size of weights, when the server gives none
 
     def __post_init__(self) -> None:
         if not _PATH_RE.match(self.path) or ".." in self.path.split("/"):
@@ -114,7 +116,9 @@ def roles_dir() -> Path:
         cand = Path(base) / "ansible_collections" / "airig" / "rig" / "roles"
         if cand.is_dir():
             return cand
-    raise BundleError("airig's roles are not installed next to the package (see docs/collection.md)")
+    raise BundleError(
+        "airig's roles are not installed next to the package (see docs/collection.md)"
+    )
 
 
 def _role_yaml(role: str, name: str) -> dict[str, Any]:
@@ -167,7 +171,9 @@ APT_PACKAGES: dict[str, list[str]] = {
 }
 
 
-def apt_wanted(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> dict[str, list[str]]:
+def apt_wanted(
+    profile: profiles.Profile, cfg: dict[str, Any], release: str
+) -> dict[str, list[str]]:
     """The apt packages each role installs for this profile on the target release."""
     want: dict[str, list[str]] = {
         "base": [*cfg.get("base_packages", []), *cfg.get("base_extra_packages", [])]
@@ -210,7 +216,11 @@ def apt_wanted(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> 
 
 
 def _components(wanted: dict[str, list[str]]) -> list[str]:
-    return ["main", "contrib", "non-free", "non-free-firmware"] if "nvidia_driver" in wanted else ["main"]
+    return (
+        ["main", "contrib", "non-free", "non-free-firmware"]
+        if "nvidia_driver" in wanted
+        else ["main"]
+    )
 
 
 class Apt:
@@ -227,9 +237,10 @@ class Apt:
         ]
         self.components = components
         etc = self.root / "etc"
-        for d in (etc / "apt.conf.d", etc / "sources.list.d", etc / "preferences.d",
-                  self.root / "state/lists/partial", self.root / "cache/archives/partial"):  # fmt: skip
-            d.mkdir(parents=True, exist_ok=True)
+        dirs = ("etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d",
+                "state/lists/partial", "cache/archives/partial")  # fmt: skip
+        for d in dirs:
+            (self.root / d).mkdir(parents=True, exist_ok=True)
         (self.root / "state/status").touch()
         comps = " ".join(components)
         (etc / "sources.list").write_text(
@@ -242,13 +253,17 @@ class Apt:
             f'Dir::State::status "{self.root}/state/status";\nDir::Cache "{self.root}/cache";\n'
             'APT::Architecture "amd64";\nAPT::Architectures { "amd64"; };\n'
             'Acquire::Languages "none";\nAPT::Sandbox::User "root";\n'
+            # No binary caches: the lists are all a plan needs.
+            'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
         )
 
     def _run(self, *args: str) -> str:
         env = {**os.environ, "APT_CONFIG": str(self.conf), "LC_ALL": "C"}
         proc = subprocess.run(["apt-get", *args], env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise BundleError(f"apt-get {' '.join(args[:2])}: {' '.join(proc.stderr.split())[-600:]}")
+            raise BundleError(
+                f"apt-get {' '.join(args[:2])}: {' '.join(proc.stderr.split())[-600:]}"
+            )
         return proc.stdout
 
     def update(self) -> None:
@@ -300,8 +315,13 @@ class Apt:
                     continue
                 digest, size = sha[name]
                 items.append(
-                    Item(f"apt/{archive}/dists/{suite}/{name}", f"{url}/dists/{suite}/{name}",
-                         "apt", size, digest)  # fmt: skip
+                    Item(
+                        f"apt/{archive}/dists/{suite}/{name}",
+                        f"{url}/dists/{suite}/{name}",
+                        "apt",
+                        size,
+                        digest,
+                    )
                 )
         return items
 
@@ -361,7 +381,8 @@ def plan_models(plan: Plan, profile: profiles.Profile, allow_unpinned: bool) -> 
         if engine == "vllm":
             raise InputError(
                 f"bundle: {m.name} is served by vllm from a Hugging Face snapshot; airig does not "
-                "bundle vllm's weights or wheels yet (docs/airgap.md): bundle llama.cpp/Ollama models"
+                "bundle vllm's weights or wheels yet (docs/airgap.md): bundle llama.cpp/Ollama "
+                "models"
             )
         if not m.source:
             plan.notes.append(f"{m.name}: no source in the profile; copy its file to the box")
@@ -375,7 +396,7 @@ def plan_models(plan: Plan, profile: profiles.Profile, allow_unpinned: bool) -> 
             size = int(memory.weights_bytes(spec, cat.quant(m.quant)))
         except AirigError:
             pass
-        plan.add(Item(f"models/{file}", m.source, "engine_common", size, m.sha256))
+        plan.add(Item(f"models/{file}", m.source, "engine_common", None, m.sha256, estimate=size))
         plan.provides.setdefault("models", {})[file] = {"path": f"models/{file}"}
 
 
@@ -422,9 +443,16 @@ def plan_agents(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any], work
             item = _npm_item(str(tb["url"]), integrity, "agent")
             plan.add(item)
             plan.provides[key] = {"path": item.path, "sha512": sha512}
-        lock = roles_dir() / "agent/files" / f"openclaw-{cfg['agent_openclaw_version']}" / "package-lock.json"
+        lock = (
+            roles_dir()
+            / "agent/files"
+            / f"openclaw-{cfg['agent_openclaw_version']}"
+            / "package-lock.json"
+        )
         if not lock.exists():
-            raise InputError(f"bundle: no lockfile for OpenClaw {cfg['agent_openclaw_version']} ({lock})")
+            raise InputError(
+                f"bundle: no lockfile for OpenClaw {cfg['agent_openclaw_version']} ({lock})"
+            )
         for item in npm_lock_items(lock):
             plan.add(item)
         plan.provides["agent_npm_registry"] = {"path": "npm/"}
@@ -438,13 +466,18 @@ def plan_agents(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any], work
                 "inventory (as for airig provision)"
             )
         base = str(cfg["agent_hermes_release_url"]).rstrip("/")
-        plan.add(Item(f"hermes-agent/{release}.tar.gz", f"{base}/{release}.tar.gz", "agent", None, sha))
+        plan.add(
+            Item(f"hermes-agent/{release}.tar.gz", f"{base}/{release}.tar.gz", "agent", None, sha)
+        )
         plan.provides["hermes"] = {"path": "hermes-agent", "sha256": sha}
         deps = known.get(release, {}).get("deps")
         py = plan.target["python"].replace(".", "")
         req = roles_dir() / "agent/files/requirements" / f"{deps}-py{py}.txt"
         if not deps or not req.exists():
-            raise InputError(f"bundle: airig has no hashed requirements for Hermes {release} on Python {plan.target['python']}")
+            raise InputError(
+                f"bundle: airig has no hashed requirements for Hermes {release} on Python "
+                f"{plan.target['python']}"
+            )
         for item in pip_items(req, plan.target, work):
             plan.add(item)
         plan.provides["agent_pip_index_url"] = {"path": "pypi/simple/"}
@@ -462,22 +495,30 @@ def pip_items(requirements: Path, target: dict[str, Any], work: Path) -> list[It
             sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
             "--report", str(report), "--target", str(work / "pip-target"), "--only-binary=:all:",
             "--python-version", py, "--implementation", "cp", "--abi", f"cp{py.replace('.', '')}",
-            *(a for p in platforms for a in ("--platform", p)), "--require-hashes", "-r", str(requirements),
+            *(a for p in platforms for a in ("--platform", p)),
+            "--require-hashes", "-r", str(requirements),
         ]  # fmt: skip
         # Only the public index (no local find-links or extra indices of this machine's pip
         # configuration): the manifest names where each wheel comes from.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
         env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
-        proc = subprocess.run([*cmd, "--index-url", PYPI_INDEX], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [*cmd, "--index-url", PYPI_INDEX], capture_output=True, text=True, env=env
+        )
         if proc.returncode != 0:
             report.unlink(missing_ok=True)
-            raise BundleError(f"pip could not resolve {requirements.name}: {' '.join(proc.stderr.split())[-600:]}")
+            raise BundleError(
+                f"pip could not resolve {requirements.name}: {' '.join(proc.stderr.split())[-600:]}"
+            )
     items = []
     for inst in json.loads(report.read_text())["install"]:
         info = inst["download_info"]
         url = info["url"]
         name = urllib.parse.unquote(url.rsplit("/", 1)[1])
-        sha = info.get("archive_info", {}).get("hashes", {}).get("sha256") or info.get("archive_info", {}).get("hash", "").partition("=")[2]
+        sha = (
+            info.get("archive_info", {}).get("hashes", {}).get("sha256")
+            or info.get("archive_info", {}).get("hash", "").partition("=")[2]
+        )
         items.append(Item(f"pypi/files/{name}", url, "agent", None, sha))
     return items
 
@@ -488,13 +529,16 @@ def pypi_index(root: Path, files: Iterable[Path]) -> list[Path]:
     for f in files:
         name = re.sub(r"[-_.]+", "-", f.name.split("-", 1)[0]).lower()
         by_name.setdefault(name, []).append(f)
-    out = []
+    out: list[Path] = []
+    if not by_name:
+        return out
     simple = root / "pypi" / "simple"
     for name, wheels in sorted(by_name.items()):
         page = simple / name / "index.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         links = "".join(
-            f'<a href="../../files/{urllib.parse.quote(w.name)}#sha256={sha256(w)}">{html.escape(w.name)}</a>\n'
+            f'<a href="../../files/{urllib.parse.quote(w.name)}#sha256={sha256(w)}">'
+            f"{html.escape(w.name)}</a>\n"
             for w in sorted(wheels)
         )
         page.write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
@@ -524,9 +568,13 @@ def plan_engines(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any]) -> 
         sha = str(cfg.get("ollama_sha256") or pins.get(f"{version}/{archive}", ""))
         if not _HEX64.match(sha):
             _unpinned(f"Ollama {version}", bool(cfg.get("airig_allow_unpinned")))
-            sha = _sha256sum_entry(f"{str(cfg['ollama_base_url']).rstrip('/')}/{version}/sha256sum.txt", archive)
+            sha = _sha256sum_entry(
+                f"{str(cfg['ollama_base_url']).rstrip('/')}/{version}/sha256sum.txt", archive
+            )
         base = str(cfg["ollama_base_url"]).rstrip("/")
-        plan.add(Item(f"ollama/{version}/{archive}", f"{base}/{version}/{archive}", "ollama", None, sha))
+        plan.add(
+            Item(f"ollama/{version}/{archive}", f"{base}/{version}/{archive}", "ollama", None, sha)
+        )
         plan.provides["ollama"] = {"path": "ollama", "version": version, "sha256": sha}
 
 
@@ -535,7 +583,7 @@ def _sha256sum_entry(url: str, name: str) -> str:
         for line in resp.read().decode().splitlines():
             parts = line.split()
             if len(parts) == 2 and parts[1].lstrip("*").removeprefix("./") == name:
-                return parts[0].lower()
+                return str(parts[0]).lower()
     raise BundleError(f"{url} lists no sha256 for {name}")
 
 
@@ -563,7 +611,9 @@ def make_plan(
 
 
 def _open(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Any:
-    req = urllib.request.Request(url, headers={"User-Agent": f"airig/{__version__}", **(headers or {})}, method=method)
+    req = urllib.request.Request(
+        url, headers={"User-Agent": f"airig/{__version__}", **(headers or {})}, method=method
+    )
     try:
         return urllib.request.urlopen(req, timeout=60)
     except OSError as exc:
@@ -589,7 +639,9 @@ def _digests(path: Path) -> tuple[str, str]:
 
 def _matches(item: Item, path: Path) -> tuple[bool, str]:
     s256, s512 = _digests(path)
-    ok = (item.sha256 is None or s256 == item.sha256) and (item.sha512 is None or s512 == item.sha512)
+    ok = (item.sha256 is None or s256 == item.sha256) and (
+        item.sha512 is None or s512 == item.sha512
+    )
     return ok, s256
 
 
@@ -611,7 +663,7 @@ def fill_sizes(items: list[Item], root: Path | None = None) -> None:
     todo = [i for i in items if i.size is None]
     with ThreadPoolExecutor(WORKERS * 2) as pool:
         for item, size in zip(todo, pool.map(head_size, todo), strict=True):
-            item.size = size
+            item.size = size if size is not None else item.estimate
 
 
 def fetch(item: Item, root: Path, on_bytes: Callable[[int], None]) -> tuple[str, bool]:
@@ -640,7 +692,9 @@ def fetch(item: Item, root: Path, on_bytes: Callable[[int], None]) -> tuple[str,
     if not ok:
         part.unlink()
         want = item.sha256 or f"sha512 {item.sha512}"
-        raise BundleError(f"{item.path}: sha256 {digest} is not the pinned {want} (from {item.url}); not kept")
+        raise BundleError(
+            f"{item.path}: sha256 {digest} is not the pinned {want} (from {item.url}); not kept"
+        )
     part.rename(dest)
     return digest, True
 
@@ -654,7 +708,9 @@ class Result:
     manifest_sha256: str
 
 
-def build(plan: Plan, root: Path, progress: Callable[[int, int, int, int], None] | None = None) -> Result:
+def build(
+    plan: Plan, root: Path, progress: Callable[[int, int, int, int], None] | None = None
+) -> Result:
     """Fetch every item (WORKERS at a time), make the pip index, write the manifest."""
     root.mkdir(parents=True, exist_ok=True)
     fill_sizes(plan.items, root)
@@ -676,7 +732,8 @@ def build(plan: Plan, root: Path, progress: Callable[[int, int, int, int], None]
     fetched = 0
     with ThreadPoolExecutor(WORKERS) as pool:
         futures = {pool.submit(fetch, item, root, bump): item for item in plan.items}
-        for fut, item in futures.items():
+        for fut in as_completed(futures):
+            item = futures[fut]
             digest, new = fut.result()
             digests[item.path] = digest
             with lock:
@@ -686,14 +743,24 @@ def build(plan: Plan, root: Path, progress: Callable[[int, int, int, int], None]
     files: dict[str, dict[str, Any]] = {}
     for item in plan.items:
         p = root / item.path
-        files[item.path] = {"size": p.stat().st_size, "sha256": digests[item.path], "source": item.url, "role": item.role}
+        files[item.path] = {
+            "size": p.stat().st_size,
+            "sha256": digests[item.path],
+            "source": item.url,
+            "role": item.role,
+        }
     for p in made:
         rel = str(p.relative_to(root))
-        files[rel] = {"size": p.stat().st_size, "sha256": sha256(p), "source": "made by airig bundle", "role": "agent"}
-    manifest = {
+        files[rel] = {
+            "size": p.stat().st_size,
+            "sha256": sha256(p),
+            "source": "made by airig bundle",
+            "role": "agent",
+        }
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "airig": __version__,
-        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": "",
         "profile": plan.profile,
         "target": plan.target,
         "apt": plan.apt,
@@ -701,13 +768,20 @@ def build(plan: Plan, root: Path, progress: Callable[[int, int, int, int], None]
         "notes": plan.notes,
         "files": dict(sorted(files.items())),
     }
+    # The same contents keep the same manifest (and hash): only a change gets a new time.
+    try:
+        before = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        before = {}
+    if isinstance(before, dict) and {**before, "created": ""} == manifest:
+        manifest["created"] = before["created"]
+    else:
+        manifest["created"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = json.dumps(manifest, indent=1) + "\n"
     (root / "manifest.json").write_text(text)
     digest = hashlib.sha256(text.encode()).hexdigest()
     (root / "manifest.json.sha256").write_text(f"{digest}  manifest.json\n")
-    (root / "SHA256SUMS").write_text(
-        "".join(f"{v['sha256']}  {k}\n" for k, v in manifest["files"].items())
-    )
+    (root / "SHA256SUMS").write_text("".join(f"{v['sha256']}  {k}\n" for k, v in files.items()))
     total_bytes = sum(v["size"] for v in files.values())
     return Result(root, len(files), total_bytes, fetched, digest)
 
@@ -722,12 +796,18 @@ def load_manifest(root: Path) -> dict[str, Any]:
         data = json.loads(text)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{root}: no readable manifest.json ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("files"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("files"), dict)
+    ):
         raise BundleError(f"{mf}: not an airig bundle manifest (format {FORMAT})")
     stamp = root / "manifest.json.sha256"
     want = stamp.read_text().split()[0] if stamp.exists() else ""
     if hashlib.sha256(text.encode()).hexdigest() != want:
-        raise BundleError(f"{mf}: its sha256 is not the one in manifest.json.sha256 (changed after bundling)")
+        raise BundleError(
+            f"{mf}: its sha256 is not the one in manifest.json.sha256 (changed after bundling)"
+        )
     for rel in data["files"]:
         if not isinstance(rel, str) or not _PATH_RE.match(rel) or ".." in rel.split("/"):
             raise BundleError(f"{mf}: bad path {rel!r}")
@@ -773,7 +853,9 @@ def temp_work() -> Path:
 # --- provisioning from a bundle ------------------------------------------------------------------
 
 
-def provision_vars(manifest: dict[str, Any], base_url: str, profile_spec: dict[str, Any]) -> dict[str, Any]:
+def provision_vars(
+    manifest: dict[str, Any], base_url: str, profile_spec: dict[str, Any]
+) -> dict[str, Any]:
     """The role variables that point every download of a run at the bundle served on
     ``base_url`` (the box's loopback), from what the manifest says the bundle provides; the
     profile's models get the bundle's copy and its sha256 as their source."""
@@ -826,7 +908,11 @@ def target_problem(manifest: dict[str, Any], distro: str, version: str, arch: st
     """Why a bundle does not fit a box (its distribution, release or architecture), or None."""
     t = manifest.get("target", {})
     box_arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
-    if (t.get("distro"), str(t.get("version")), t.get("arch")) == (distro.lower(), version, box_arch):
+    if (t.get("distro"), str(t.get("version")), t.get("arch")) == (
+        distro.lower(),
+        version,
+        box_arch,
+    ):
         return None
     return (
         f"the bundle is for {t.get('distro')} {t.get('version')} ({t.get('release')}) "

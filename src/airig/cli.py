@@ -852,7 +852,6 @@ def main() -> None:
     app()
 
 
-
 @app.command("provision")
 def provision_cmd(
     profile: Annotated[
@@ -936,7 +935,9 @@ def provision_cmd(
         if name:
             name = provision.resolve_profile(name, tgt.local)
             loose = profiles.unpinned(profiles.load(name))
-            if loose and not allow_unpinned:
+            # A bundle pins every download itself (airig bundle refused unpinned ones, or was
+            # told --allow-unpinned); its own check follows.
+            if loose and not allow_unpinned and bundle_dir is None:
                 raise InputError(
                     "the profile's downloads are not pinned, so what their sources serve today "
                     "would be installed: " + "; ".join(loose) + ". Add sha256 / revision to the "
@@ -990,10 +991,14 @@ def _checked_bundle(directory: Path, profile: str) -> str:
     each file that does not."""
     from airig import bundle
 
-    data, problems = bundle.verify(directory)
+    try:
+        data, problems = bundle.verify(directory)
+    except bundle.BundleError as exc:
+        raise InputError(f"--bundle {directory}: refused: {exc}") from None
     if problems:
-        raise bundle.BundleError(
-            f"--bundle {directory}: refused: " + "; ".join(problems[:20])
+        raise InputError(
+            f"--bundle {directory}: refused: "
+            + "; ".join(problems[:20])
             + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
         )
     made_for = data.get("profile")
@@ -1049,8 +1054,7 @@ def _print_outcome(outcome: object, check: bool) -> None:
 
 
 bundle_app = typer.Typer(
-    help="Make an air-gap bundle of everything a profile downloads, or check one "
-    "(docs/airgap.md).",
+    help="Make an air-gap bundle of everything a profile downloads, or check one (docs/airgap.md).",
     no_args_is_help=False,
 )
 app.add_typer(bundle_app, name="bundle")
@@ -1070,8 +1074,12 @@ def bundle_cmd(
     ctx: typer.Context,
     profile: Annotated[
         str,
-        typer.Option("--profile", "-p", help="Profile name or file (default: the inventory's).",
-                     show_default=False),
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile name or file (default: the inventory's).",
+            show_default=False,
+        ),
     ] = "",
     inventory: Annotated[
         Path | None,
@@ -1084,11 +1092,14 @@ def bundle_cmd(
         str, typer.Option(help="Target Debian release of the boxes: bookworm or trixie.")
     ] = "bookworm",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be fetched and how big; fetch nothing.")
+        bool,
+        typer.Option("--dry-run", help="Say what would be fetched and how big; fetch nothing."),
     ] = False,
     allow_unpinned: Annotated[
         bool,
-        typer.Option("--allow-unpinned", help="Bundle downloads the profile does not pin by sha256."),
+        typer.Option(
+            "--allow-unpinned", help="Bundle downloads the profile does not pin by sha256."
+        ),
     ] = False,
     profiles_dir: ProfilesDir = None,
 ) -> None:
@@ -1104,7 +1115,9 @@ def bundle_cmd(
         cfg = bundle.settings(inventory)
         name = profile or str(cfg.get("profile_name") or "")
         if not name:
-            raise InputError("bundle: name the profile (-p PROFILE) or an inventory with profile_name")
+            raise InputError(
+                "bundle: name the profile (-p PROFILE) or an inventory with profile_name"
+            )
         dirs = tuple(Path(d) for d in cfg.get("profile_dirs") or ()) + tuple(profiles_dir or ())
         prof = profiles.load(name, dirs)
         if output is None and not dry_run:
@@ -1136,8 +1149,10 @@ def bundle_cmd(
             now = time.monotonic()
             if now - last[0] > 2 or files == nfiles:
                 last[0] = now
-                err.print(f"bundle: {files}/{nfiles} files, {_size(done)} of {_size(size)}",
-                          highlight=False)
+                err.print(
+                    f"bundle: {files}/{nfiles} files, {_size(done)} of {_size(size)}",
+                    highlight=False,
+                )
 
         result = bundle.build(plan, output, show)
         out.print(
