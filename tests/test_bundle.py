@@ -219,6 +219,33 @@ def test_build_resumes_checks_and_fetches_nothing_the_second_time(server, tmp_pa
     assert second.manifest_sha256 == first.manifest_sha256  # same contents, same manifest
 
 
+def test_a_download_that_fails_on_the_way_is_tried_again(tmp_path):
+    """The first GET answers 503 (a mirror under load, a name that did not resolve once): the
+    next try gets the file."""
+    calls = []
+
+    class Flaky(RangeHandler):
+        def do_GET(self) -> None:  # http.server's name for GET
+            calls.append(self.path)
+            if len(calls) == 1:
+                self.send_error(503)
+                return
+            super().do_GET()
+
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv/f").write_bytes(b"data")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Flaky, directory=str(tmp_path / "srv")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/f"
+        item = bundle.Item("models/f", url, "engine_common", 4, hashlib.sha256(b"data").hexdigest())
+        result = bundle.build(_plan([item]), tmp_path / "b")
+    finally:
+        httpd.shutdown()
+    assert result.downloaded == 1 and calls == ["/f", "/f"]
+    assert (tmp_path / "b/models/f").read_bytes() == b"data"
+
+
 def test_a_download_that_is_not_the_pinned_file_is_not_kept(server, tmp_path):
     root, url = server
     (root / "f").write_bytes(b"what the server has today")

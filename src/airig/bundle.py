@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -64,6 +65,18 @@ _PATH_RE = re.compile(
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 WORKERS = 8
+RETRIES = 3  # more tries of a download that failed on the way (resumed from its .part)
+# Roles whose defaults name what a run downloads (URLs, versions, package lists).
+ROLES_WITH_DOWNLOADS = (
+    "base",
+    "llama_cpp",
+    "agent",
+    "ollama",
+    "vllm",
+    "nvidia_driver",
+    "proxy",
+    "observe",
+)
 
 
 class BundleError(AirigError):
@@ -130,7 +143,16 @@ def settings(inventory: Path | None) -> dict[str, Any]:
     """The role variables a bundle depends on: role defaults, then the inventory's values for its
     first host (templated by Ansible, as a run would see them)."""
     out: dict[str, Any] = {}
-    for role in ("base", "llama_cpp", "agent", "ollama", "nvidia_driver", "proxy", "observe"):
+    for role in (
+        "base",
+        "llama_cpp",
+        "agent",
+        "ollama",
+        "vllm",
+        "nvidia_driver",
+        "proxy",
+        "observe",
+    ):
         out.update(_role_yaml(role, "defaults/main.yml"))
     if inventory is None:
         return out
@@ -148,7 +170,13 @@ def settings(inventory: Path | None) -> dict[str, Any]:
         raise InputError(f"-i/--inventory: {inventory} names no host")
     hostvars = VariableManager(loader=loader, inventory=inv).get_vars(host=hosts[0])
     templar = Templar(loader=loader, variables=hostvars)
-    for key in [*out, "profile_name", "profile_dirs", "airig_allow_unpinned"]:
+    for key in [
+        *out,
+        "profile_name",
+        "profile_dirs",
+        "airig_allow_unpinned",
+        "airig_manage_driver",
+    ]:
         if key in hostvars:
             out[key] = templar.template(hostvars[key])
     return out
@@ -194,7 +222,8 @@ def apt_wanted(
     for engine in ("vllm", "ollama"):
         if engine in profile.engines:
             want[engine] = APT_PACKAGES[engine]
-    if profile.gpus.count:
+    # site.yml's own switch: a box whose driver is someone else's gets none from the bundle.
+    if profile.gpus.count and cfg.get("airig_manage_driver", True) not in (False, "false", "no"):
         from airig import matrix
 
         version = TARGETS[release]["version"]
@@ -379,10 +408,17 @@ def plan_models(plan: Plan, profile: profiles.Profile, allow_unpinned: bool) -> 
     for m in profile.models:
         engine = profiles.served_engine(m, cat) if m.engine is None else m.engine
         if engine == "vllm":
+            if m.source and m.source.startswith("/"):
+                plan.notes.append(
+                    f"{m.name} (vllm): the model directory {m.source} is not in the bundle; copy "
+                    "it onto the box there"
+                )
+                continue
             raise InputError(
-                f"bundle: {m.name} is served by vllm from a Hugging Face snapshot; airig does not "
-                "bundle vllm's weights or wheels yet (docs/airgap.md): bundle llama.cpp/Ollama "
-                "models"
+                f"bundle: {m.name} is served by vllm from the Hugging Face repo {m.source}; airig "
+                "does not bundle Hugging Face snapshots yet (docs/airgap.md): download it where "
+                "you have network, copy it into the box's /srv/airig/models/<dir> and set the "
+                "model's source to that path"
             )
         if not m.source:
             plan.notes.append(f"{m.name}: no source in the profile; copy its file to the box")
@@ -483,18 +519,25 @@ def plan_agents(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any], work
         plan.provides["agent_pip_index_url"] = {"path": "pypi/simple/"}
 
 
-def pip_items(requirements: Path, target: dict[str, Any], work: Path) -> list[Item]:
+def pip_items(
+    requirements: Path, target: dict[str, Any], work: Path, role: str = "agent"
+) -> list[Item]:
     """The wheels pip installs from hashed requirements on the target's Python and glibc,
     resolved by pip itself (--dry-run --report) for that platform."""
     report = work / f"pip-{requirements.stem}-{target['release']}.json"
     py = target["python"]
     if not report.exists() or report.stat().st_mtime < requirements.stat().st_mtime:
         glibc = target["glibc"]
-        platforms = [f"manylinux_{glibc}_x86_64", "manylinux2014_x86_64", "linux_x86_64"]
+        # pip takes --platform literally: every manylinux tag up to the target's glibc.
+        top = int(glibc.split("_")[1])
+        platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(top, 4, -1)]
+        platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+        platforms += ["linux_x86_64"]
         cmd = [
             sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
             "--report", str(report), "--target", str(work / "pip-target"), "--only-binary=:all:",
             "--python-version", py, "--implementation", "cp", "--abi", f"cp{py.replace('.', '')}",
+            "--abi", "abi3", "--abi", "none",
             *(a for p in platforms for a in ("--platform", p)),
             "--require-hashes", "-r", str(requirements),
         ]  # fmt: skip
@@ -519,7 +562,7 @@ def pip_items(requirements: Path, target: dict[str, Any], work: Path) -> list[It
             info.get("archive_info", {}).get("hashes", {}).get("sha256")
             or info.get("archive_info", {}).get("hash", "").partition("=")[2]
         )
-        items.append(Item(f"pypi/files/{name}", url, "agent", None, sha))
+        items.append(Item(f"pypi/files/{name}", url, role, None, sha))
     return items
 
 
@@ -552,7 +595,7 @@ def pypi_index(root: Path, files: Iterable[Path]) -> list[Path]:
     return [*out, top]
 
 
-def plan_engines(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any]) -> None:
+def plan_engines(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any], work: Path) -> None:
     if "llama_cpp" in profile.engines:
         url = " ".join(str(cfg["llama_cpp_source_url"]).split())
         sha = str(cfg.get("llama_cpp_source_sha256", ""))
@@ -561,6 +604,18 @@ def plan_engines(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any]) -> 
         name = urllib.parse.unquote(url.rsplit("/", 1)[1])
         plan.add(Item(f"llama.cpp/{name}", url, "llama_cpp", None, sha))
         plan.provides["llama_cpp_source"] = {"path": f"llama.cpp/{name}", "sha256": sha}
+    if "vllm" in profile.engines:
+        name = f"{cfg['vllm_package']}-{cfg['vllm_version']}"
+        py = plan.target["python"]
+        req = roles_dir() / "vllm/files/requirements" / f"{name}-py{py.replace('.', '')}.txt"
+        if not req.exists():
+            raise InputError(
+                f"bundle: airig has no hashed requirements for {name} on Python {py} "
+                f"(roles/vllm/files/requirements/): pick a vllm_version airig ships"
+            )
+        for item in pip_items(req, plan.target, work, role="vllm"):
+            plan.add(item)
+        plan.provides["vllm_pip_index_url"] = {"path": "pypi/simple/"}
     if "ollama" in profile.engines:
         version = str(cfg["ollama_version"])
         archive = str(cfg.get("ollama_archive") or "ollama-linux-amd64.tar.zst")
@@ -600,7 +655,7 @@ def make_plan(
     plan = Plan(profile.name, target)
     allow = allow_unpinned or bool(cfg.get("airig_allow_unpinned"))
     cfg = {**cfg, "airig_allow_unpinned": allow}
-    plan_engines(plan, profile, cfg)
+    plan_engines(plan, profile, cfg, work)
     plan_models(plan, profile, allow)
     plan_agents(plan, profile, cfg, work)
     plan_apt(plan, apt_wanted(profile, cfg, release), work)
@@ -666,6 +721,26 @@ def fill_sizes(items: list[Item], root: Path | None = None) -> None:
             item.size = size if size is not None else item.estimate
 
 
+def _download(item: Item, part: Path, on_bytes: Callable[[int], None]) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    try:
+        resp = _open(item.url, headers)
+    except BundleError:
+        if have and head_size(item) == have:
+            on_bytes(have)  # the .part is whole already (the server answered 416)
+            return
+        raise
+    with resp:
+        if have and resp.status != 206:
+            have = 0
+        on_bytes(have)
+        with part.open("ab" if have else "wb") as fh:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                fh.write(block)
+                on_bytes(len(block))
+
+
 def fetch(item: Item, root: Path, on_bytes: Callable[[int], None]) -> tuple[str, bool]:
     """Download one item into the bundle (resuming a .part file); returns its sha256 and
     whether anything was downloaded."""
@@ -678,16 +753,15 @@ def fetch(item: Item, root: Path, on_bytes: Callable[[int], None]) -> tuple[str,
         dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    with _open(item.url, headers) as resp:
-        if have and resp.status != 206:
-            have = 0
-        on_bytes(have)
-        with part.open("ab" if have else "wb") as fh:
-            for block in iter(lambda: resp.read(1 << 20), b""):
-                fh.write(block)
-                on_bytes(len(block))
+    for attempt in range(RETRIES + 1):
+        try:
+            _download(item, part, on_bytes)
+            break
+        except (BundleError, OSError) as exc:
+            # A dropped connection or a name that did not resolve this once: resume the .part.
+            if attempt == RETRIES:
+                raise BundleError(f"{item.path}: {exc} (after {RETRIES + 1} tries)") from None
+            time.sleep(2**attempt)
     ok, digest = _matches(item, part)
     if not ok:
         part.unlink()
@@ -882,8 +956,9 @@ def provision_vars(
     if "hermes" in prov:
         out["agent_hermes_release_url"] = url(prov["hermes"]["path"]).rstrip("/")
         out["agent_hermes_sha256"] = prov["hermes"]["sha256"]
-    if "agent_pip_index_url" in prov:
-        out["agent_pip_index_url"] = url(prov["agent_pip_index_url"]["path"])
+    for key in ("agent_pip_index_url", "vllm_pip_index_url"):
+        if key in prov:
+            out[key] = url(prov[key]["path"])
     if "ollama" in prov:
         out["ollama_base_url"] = url(prov["ollama"]["path"]).rstrip("/")
         out["ollama_version"] = prov["ollama"]["version"]

@@ -1125,8 +1125,7 @@ def bundle_cmd(
         work = bundle.work_dir(output) if output else bundle.temp_work()
         err.print(f"bundle: resolving {prof.name} for Debian {release} ...", highlight=False)
         plan = bundle.make_plan(prof, cfg, release, work, allow_unpinned)
-        if dry_run:
-            bundle.fill_sizes(plan.items)
+        bundle.fill_sizes(plan.items, output)
         table = Table(title=f"bundle {prof.name} for debian {release}", title_justify="left")
         for col in ("role", "files", "size"):
             table.add_column(col, justify="right" if col != "role" else "left")
