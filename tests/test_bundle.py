@@ -300,7 +300,7 @@ def test_bundle_verify_command_exit_codes(made, tmp_path):
     bad = runner.invoke(app, ["bundle", "verify", str(made)])
     assert bad.exit_code == 1 and "models/a.gguf: changed" in " ".join(bad.output.split())
     none = runner.invoke(app, ["bundle", "verify", str(tmp_path / "nothing")])
-    assert none.exit_code == 1 and "no readable manifest.json" in none.output
+    assert none.exit_code == 2 and "no readable manifest.json" in none.output
 
 
 def test_provision_vars_point_every_role_at_the_loopback_bundle(made):

@@ -869,13 +869,13 @@ def load_manifest(root: Path) -> dict[str, Any]:
         text = mf.read_text()
         data = json.loads(text)
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{root}: no readable manifest.json ({exc})") from None
+        raise InputError(f"{root}: no readable manifest.json ({exc})") from None
     if (
         not isinstance(data, dict)
         or data.get("format") != FORMAT
         or not isinstance(data.get("files"), dict)
     ):
-        raise BundleError(f"{mf}: not an airig bundle manifest (format {FORMAT})")
+        raise InputError(f"{mf}: not an airig bundle manifest (format {FORMAT})")
     stamp = root / "manifest.json.sha256"
     want = stamp.read_text().split()[0] if stamp.exists() else ""
     if hashlib.sha256(text.encode()).hexdigest() != want:
