@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from airig import bundle, profiles
 from airig.cli import app
+from airig.errors import InputError
 from tests.conftest import REPO
 from tests.mirror.build import RangeHandler
 
@@ -371,3 +372,14 @@ def test_provision_refuses_a_bundle_made_for_another_profile(made):
         app, ["provision", "--host", "box.example", "-p", "cpu", "--bundle", str(made)]
     )
     assert res.exit_code == 2 and "made for profile t, not cpu" in " ".join(res.output.split())
+
+
+def test_an_inventory_of_several_profiles_asks_for_one_bundle_each(tmp_path):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(
+        "all:\n  children:\n    boxes:\n      hosts:\n        a: {profile_name: home}\n"
+        "        b: {profile_name: team}\n    gateway:\n      hosts:\n        gw: {}\n"
+    )
+    with pytest.raises(InputError, match=r"2 profiles \(home: a; team: b\)"):
+        bundle.settings(inv)
+    assert bundle.settings(inv, one_profile=True)["profile_name"] == "home"

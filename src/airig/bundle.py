@@ -139,9 +139,10 @@ def _role_yaml(role: str, name: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if not (isinstance(v, str) and "{{" in v)}
 
 
-def settings(inventory: Path | None) -> dict[str, Any]:
+def settings(inventory: Path | None, one_profile: bool = False) -> dict[str, Any]:
     """The role variables a bundle depends on: role defaults, then the inventory's values for its
-    first host (templated by Ansible, as a run would see them)."""
+    first box (templated by Ansible, as a run would see them). Unless ``one_profile`` (the
+    profile was named), the inventory's boxes must share one profile."""
     out: dict[str, Any] = {}
     for role in (
         "base",
@@ -165,10 +166,25 @@ def settings(inventory: Path | None) -> dict[str, Any]:
 
     loader = DataLoader()
     inv = InventoryManager(loader=loader, sources=[str(inventory)])
-    hosts = inv.get_hosts()
+    gateway = {h.name for h in inv.get_hosts("gateway")} if "gateway" in inv.groups else set()
+    hosts = [h for h in inv.get_hosts() if h.name not in gateway]
     if not hosts:
-        raise InputError(f"-i/--inventory: {inventory} names no host")
-    hostvars = VariableManager(loader=loader, inventory=inv).get_vars(host=hosts[0])
+        raise InputError(f"-i/--inventory: {inventory} names no box")
+    manager = VariableManager(loader=loader, inventory=inv)
+    if not one_profile:
+        # One bundle serves one profile: an inventory of several asks for one bundle each.
+        names: dict[str, list[str]] = {}
+        for h in hosts:
+            hv = manager.get_vars(host=h)
+            name = str(Templar(loader=loader, variables=hv).template(hv.get("profile_name", "")))
+            names.setdefault(name, []).append(h.name)
+        if len(names) > 1:
+            raise InputError(
+                f"-i/--inventory: its boxes have {len(names)} profiles ("
+                + "; ".join(f"{n or '(none)'}: {', '.join(hs[:3])}" for n, hs in names.items())
+                + "): make one bundle per profile with -p PROFILE"
+            )
+    hostvars = manager.get_vars(host=hosts[0])
     templar = Templar(loader=loader, variables=hostvars)
     for key in [
         *out,

@@ -1112,7 +1112,7 @@ def bundle_cmd(
     from airig import bundle
 
     with _user_errors():
-        cfg = bundle.settings(inventory)
+        cfg = bundle.settings(inventory, one_profile=bool(profile))
         name = profile or str(cfg.get("profile_name") or "")
         if not name:
             raise InputError(

@@ -125,17 +125,33 @@ def test_a_tampered_file_is_refused_with_its_name(tmp_path):
     assert verify.returncode == 1 and victim in " ".join(verify.stderr.split())
 
 
-def test_a_bundle_for_another_release_is_refused(tmp_path):
-    """The manifest of a bundle made for Debian 13 (re-stamped, so only the target differs):
-    the run stops at the bundle role, before the box changes."""
+def _restamped(tmp_path, change):
+    """A copy whose manifest says something else, stamped anew (only that differs)."""
     copy = _copy(tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["target"].update(release="trixie", version="13", python="3.13")
+    change(manifest)
     text = json.dumps(manifest, indent=1) + "\n"
     _rewrite(copy / "manifest.json", text.encode())
     digest = hashlib.sha256(text.encode()).hexdigest()
     _rewrite(copy / "manifest.json.sha256", f"{digest}  manifest.json\n".encode())
+    return copy
+
+
+def test_a_bundle_for_another_release_is_refused(tmp_path):
+    """The manifest of a bundle made for Debian 13: the run stops at the bundle role, before
+    the box changes."""
+    copy = _restamped(
+        tmp_path, lambda m: m["target"].update(release="trixie", version="13", python="3.13")
+    )
     run = airig("provision", "-i", INVENTORY, "--bundle", str(copy))
     out = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == 1, out
     assert "the bundle is for debian 13 (trixie) amd64, this box is Debian 12 amd64" in out
+
+
+def test_a_bundle_for_another_profile_is_refused(tmp_path):
+    copy = _restamped(tmp_path, lambda m: m.update(profile="team"))
+    run = airig("provision", "-i", INVENTORY, "--bundle", str(copy))
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode == 1, out
+    assert f"was made for profile team, and airig-molecule-airgap is {PROFILE}" in out
