@@ -144,16 +144,7 @@ def settings(inventory: Path | None, one_profile: bool = False) -> dict[str, Any
     first box (templated by Ansible, as a run would see them). Unless ``one_profile`` (the
     profile was named), the inventory's boxes must share one profile."""
     out: dict[str, Any] = {}
-    for role in (
-        "base",
-        "llama_cpp",
-        "agent",
-        "ollama",
-        "vllm",
-        "nvidia_driver",
-        "proxy",
-        "observe",
-    ):
+    for role in ROLES_WITH_DOWNLOADS:
         out.update(_role_yaml(role, "defaults/main.yml"))
     if inventory is None:
         return out
@@ -915,8 +906,8 @@ def verify(root: Path, expect: str | None = None) -> tuple[dict[str, Any], list[
         p = root / rel
         if p.is_symlink() or not p.is_file():
             problems.append(f"{rel}: missing")
-        elif p.stat().st_size != meta["size"] or sha256(p) != meta["sha256"]:
-            problems.append(f"{rel}: changed (sha256 {sha256(p)}, manifest {meta['sha256']})")
+        elif (got := sha256(p)) != meta["sha256"] or p.stat().st_size != meta["size"]:
+            problems.append(f"{rel}: changed (sha256 {got}, manifest {meta['sha256']})")
     return data, problems
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -41,6 +40,8 @@ sys.path.insert(0, str(HERE))
 
 import tiny_gguf  # noqa: E402
 
+from airig.bundle import sha256  # noqa: E402
+
 LLAMA_CPP_PYTHON = "0.3.36"
 # PyPI's published sha256 of llama_cpp_python-0.3.36.tar.gz (also the llama_cpp role default).
 LLAMA_CPP_SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
@@ -53,14 +54,6 @@ HERMES_TAG = "v2026.7.20"
 HERMES_SDIST_SHA256 = "ac986bede64a2785436676c0ea084ec586574f8cb00a9d047e095b435d3e21c0"
 DEFAULT_DIR = Path(os.environ.get("AIRIG_MIRROR_DIR", "/var/cache/airig/mirror"))
 DEFAULT_PORT = int(os.environ.get("AIRIG_MIRROR_PORT", "8765"))
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def pypi_sdist(out: Path, requirement: str, want: str) -> Path:
