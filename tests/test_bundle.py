@@ -8,9 +8,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import threading
 from functools import partial
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import yaml
@@ -383,3 +387,49 @@ def test_an_inventory_of_several_profiles_asks_for_one_bundle_each(tmp_path):
     with pytest.raises(InputError, match=r"2 profiles \(home: a; team: b\)"):
         bundle.settings(inv)
     assert bundle.settings(inv, one_profile=True)["profile_name"] == "home"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"bundle_dir": "relative/bundle"},
+        {"bundle_dir": "/srv/../etc"},
+        {"bundle_dir": "/srv/bundle\n"},
+        {"bundle_box_dir": "/var/lib/../../etc"},
+        {"bundle_box_dir": "/-x"},
+        {"bundle_box_dir": "/var/lib/airig/bundle\n"},
+        {"bundle_port": "80"},
+        {"bundle_port": "8767 --bind 0.0.0.0"},
+    ],
+)
+def test_the_bundle_role_refuses_bad_settings(tmp_path, bad):
+    good = {
+        "bundle_dir": "/srv/bundle",
+        "bundle_box_dir": "/var/lib/airig/bundle",
+        "bundle_port": 8767,
+    }
+    book = tmp_path / "play.yml"
+    task = {"ansible.builtin.include_role": {"name": "airig.rig.bundle", "tasks_from": "validate"}}
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-e",
+            json.dumps({**good, **bad}),
+            str(book),
+        ],
+        cwd=REPO,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0 and "bundle: bundle_dir and bundle_box_dir must be" in run.stdout
+    if bad == {"bundle_port": "80"}:  # the good values pass
+        ok = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-e", json.dumps(good),
+             str(book)],
+            cwd=REPO, env={**os.environ, "ANSIBLE_NOCOLOR": "1"}, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert ok.returncode == 0, ok.stdout
