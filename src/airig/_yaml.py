@@ -111,3 +111,14 @@ def load_file(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     return load_text(text)
+
+
+def load_or_raise(path: Path, error: type[Exception], prefix: str, what: str = "") -> Any:
+    """``load_file`` with either problem raised as ``error`` (a user error), each sentence
+    starting with ``prefix``: "PREFIX: cannot read WHAT: reason" or "PREFIX: <the problem>"."""
+    try:
+        return load_file(path)
+    except OSError as exc:
+        raise error(f"{prefix}: cannot read{' ' + what if what else ''}: {exc.strerror}") from exc
+    except YamlProblem as exc:
+        raise error(f"{prefix}: {exc}") from exc

@@ -1187,5 +1187,71 @@ def bundle_verify_cmd(
     raise typer.Exit(1 if problems else 0)
 
 
+@app.command("platform")
+def platform_cmd(
+    org_file: Annotated[
+        Path, typer.Option("--org", help="The org file: teams, GPU quotas, priorities, serving.")
+    ],
+    inventory: Annotated[
+        Path, typer.Option("--inventory", "-i", help="Inventory of the boxes that form the pool.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the manifests here (default: check only)."),
+    ] = None,
+) -> None:
+    """Plan an organisation's GPU pool on Kubernetes + Kueue (docs/scale.md): one
+    ResourceFlavor per GPU model of the inventory's boxes, a ClusterQueue and LocalQueue per
+    team in one Cohort, the teams' vLLM workloads. Every manifest is validated (Kubernetes
+    schemas, Kueue/LeaderWorkerSet CRDs and their CEL rules) before anything is written.
+    Exit codes: 0 valid (and written with -o); 2 bad input or a plan that does not hold."""
+    from airig import _yaml, fleet
+    from airig import platform as plat
+
+    with _user_errors():
+        try:
+            import celpy  # noqa: F401
+            import kubernetes_validate  # noqa: F401
+        except ImportError as exc:
+            raise InputError(
+                f"airig platform needs {exc.name}: pip install 'airig[platform]'"
+            ) from None
+        data = _yaml.load_or_raise(org_file, InputError, f"--org {org_file}")
+        flavours = plat.flavours_from(fleet.inventory_boxes(inventory))
+        org = plat.load_org(data, flavours, str(org_file))
+        files = plat.manifests(org)
+        if output is None:
+            problems = plat.validate_all(files)
+            if problems:
+                raise InputError("manifests do not validate:\n  " + "\n  ".join(problems))
+        else:
+            plat.render(org, output)
+    table = Table(title=f"org {org.name}: GPU pool", title_justify="left")
+    for col in ("flavour", "GPUs", "per node", "boxes"):
+        table.add_column(col)
+    for f in flavours.values():
+        table.add_row(f.name, str(f.gpus), str(f.node_gpus), ", ".join(f.boxes))
+    out.print(table)
+    teams = Table(title="teams (ClusterQueue + LocalQueue each)", title_justify="left")
+    for col in ("team", "quota", "weight", "borrow", "lend", "serves"):
+        teams.add_column(col)
+    for t in org.teams:
+        teams.add_row(
+            t.name,
+            ", ".join(f"{n} {f}" for f, n in t.quota.items()),
+            f"{t.weight:g}",
+            "-" if t.borrowing_limit is None else str(t.borrowing_limit),
+            "-" if t.lending_limit is None else str(t.lending_limit),
+            ", ".join(
+                f"{s.name} ({s.replicas} x {s.nodes} node(s) x {s.gpus} GPU)" for s in t.serve
+            )
+            or "-",
+        )
+    out.print(teams)
+    count = sum(len(v) for v in files.values())
+    where = f"written to {output}" if output else "valid; nothing written (-o DIR writes them)"
+    out.print(f"{count} manifests in {len(files)} files: {where}", highlight=False)
+
+
 if __name__ == "__main__":
     main()

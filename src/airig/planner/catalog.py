@@ -155,12 +155,7 @@ def _quant_from_dict(entry: dict[str, Any], source: str) -> QuantFormat:
 
 
 def _read_yaml(path: Path, key: str) -> list[Any]:
-    try:
-        data = _yaml.load_file(path)
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read: {exc.strerror}") from exc
-    except _yaml.YamlProblem as exc:
-        raise CatalogError(f"{path}: {exc}") from exc
+    data = _yaml.load_or_raise(path, CatalogError, str(path))
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise CatalogError(f"{path}: expected a mapping with a list under '{key}:'")
     items: list[Any] = data[key]

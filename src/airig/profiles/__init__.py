@@ -218,12 +218,7 @@ def _to_profile(data: dict[str, Any], source: Path) -> Profile:
 
 def load_file(path: Path) -> Profile:
     """Load and validate one profile file."""
-    try:
-        data = _yaml.load_file(path)
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from exc
-    except _yaml.YamlProblem as exc:
-        raise ProfileError(f"{path}: {exc}") from exc
+    data = _yaml.load_or_raise(path, ProfileError, str(path), "profile")
     validate_data(data, str(path))
     if data["name"] != path.stem:
         raise ProfileError(
