@@ -256,6 +256,15 @@ def plan_cmd(
             show_default=False,
         ),
     ] = None,
+    across_boxes: Annotated[
+        int,
+        typer.Option(
+            "--across-boxes",
+            help="Split each model with vLLM over up to N identical boxes of the profile "
+            "(tensor parallel in a box, pipeline parallel across boxes): how many it needs.",
+            show_default=False,
+        ),
+    ] = 0,
 ) -> None:
     """Which models fit which build, at which quantization, with how much context for how
     many users. GB = 10^9 bytes. With -i INVENTORY: what a fleet serves."""
@@ -290,6 +299,9 @@ def plan_cmd(
             engine=engine,
             gpu_memory_utilization=gpu_memory_utilization,
         )
+        if across_boxes:
+            _plan_across_boxes(request, catalog, across_boxes, as_json)
+            return
         if plot:
             _check_plot_path(plot)
         rows = plan(request, catalog)
@@ -308,6 +320,33 @@ def plan_cmd(
     _render_plan(shown, request, wide, measured)
     if plot:
         out.print(f"figure written to {plot}")
+
+
+def _plan_across_boxes(request: Any, catalog: Any, max_boxes: int, as_json: bool) -> None:
+    from airig.planner import multinode
+
+    if not 1 <= max_boxes <= 64:
+        raise InputError(f"--across-boxes: bad value {max_boxes}: expected 1-64 boxes")
+    results = []
+    for prof in request.profiles:
+        for model in request.models:
+            for quant in request.quants:
+                rows = multinode.plan_nodes(model, quant, prof, request, max_boxes, catalog)
+                results.append(rows)
+    if as_json:
+        typer.echo(json.dumps([[r.to_dict() for r in rows] for rows in results], indent=2))
+        return
+    for rows in results:
+        last = rows[-1]
+        out.print(multinode.describe(rows), highlight=False)
+        for r in rows[:-1]:
+            out.print(f"  {r.nodes} box(es): {r.reason}", highlight=False, style="dim")
+        for note in last.network:
+            out.print(f"  network: {note}", highlight=False)
+        if last.fits and last.nodes > 1:
+            for rank in range(last.nodes):
+                flags = " ".join(multinode.vllm_flags(last, rank, "HEAD_ADDRESS"))
+                out.print(f"  box {rank}: vllm serve ... {flags}", highlight=False)
 
 
 @app.command("verify")
