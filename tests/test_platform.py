@@ -56,7 +56,15 @@ def test_example_renders_and_every_manifest_validates(tmp_path: Path) -> None:
     )
     assert out.exit_code == 0, out.output
     files = {p.name: list(yaml.safe_load_all(p.read_text())) for p in tmp_path.glob("*.yaml")}
-    assert sorted(files) == ["00-kueue.yaml", "10-team-product.yaml", "10-team-research.yaml"]
+    assert sorted(files) == [
+        "00-cluster.yaml",
+        "01-kueue.yaml",
+        "10-team-product.yaml",
+        "10-team-research.yaml",
+    ]
+    plugin = objects(files, "DaemonSet")[0]["spec"]["template"]["spec"]
+    assert plugin["runtimeClassName"] == "nvidia"
+    assert plugin["containers"][0]["image"] == platform.versions()["device_plugin"]["image"]
     # One ResourceFlavor per GPU model of the boxes, labelled as the nodes are.
     flavours = {o["metadata"]["name"]: o for o in objects(files, "ResourceFlavor")}
     assert sorted(flavours) == ["geforce-rtx-5090", PRO]

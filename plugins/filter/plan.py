@@ -111,6 +111,7 @@ class FilterModule:
             "nvml_by_unit": nvml_by_unit,
             "bundle_vars": bundle_vars,
             "bundle_target_problem": bundle_target_problem,
+            "gpu_flavour": gpu_flavour,
         }
 
 
@@ -131,3 +132,11 @@ def bundle_target_problem(manifest: Any, distro: str, version: str, arch: str) -
     from airig import bundle
 
     return bundle.target_problem(manifest, str(distro), str(version), str(arch)) or ""
+
+
+def gpu_flavour(gpu_model: Any) -> str:
+    """A GPU model as airig platform names its ResourceFlavor and node label value."""
+    _need_airig()
+    from airig import platform
+
+    return platform.slug(str(gpu_model or ""))

@@ -562,6 +562,78 @@ def _workload(org: Org, team: Team, s: Serve, image: str) -> list[dict[str, Any]
     return [workload, service]
 
 
+def cluster(image: str) -> list[dict[str, Any]]:
+    """The NVIDIA runtime class (k3s also creates it when it finds the runtime) and NVIDIA's
+    device plugin on every node that carries the GPU label."""
+    name = "nvidia-device-plugin"
+    labels = {"app.kubernetes.io/name": name}
+    return [
+        {
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": _meta("nvidia"),
+            "handler": "nvidia",
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": _meta(name, "kube-system", **labels),
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "updateStrategy": {"type": "RollingUpdate"},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "runtimeClassName": "nvidia",
+                        "priorityClassName": "system-node-critical",
+                        "automountServiceAccountToken": False,
+                        "affinity": {
+                            "nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [
+                                        {
+                                            "matchExpressions": [
+                                                {"key": GPU_LABEL, "operator": "Exists"}
+                                            ]
+                                        }
+                                    ]
+                                }
+                            }
+                        },
+                        "tolerations": [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}],
+                        "containers": [
+                            {
+                                "name": name,
+                                "image": image,
+                                "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "true"}],
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {
+                                        "name": "device-plugin",
+                                        "mountPath": "/var/lib/kubelet/device-plugins",
+                                    }
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "device-plugin",
+                                "hostPath": {
+                                    "path": "/var/lib/kubelet/device-plugins",
+                                    "type": "Directory",
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+
+
 def manifests(org: Org) -> dict[str, list[dict[str, Any]]]:
     """File name -> the objects it holds, in the order they are applied."""
     v = versions()
@@ -587,7 +659,7 @@ def manifests(org: Org) -> dict[str, list[dict[str, Any]]]:
         }
         for name, value in sorted(org.priorities.items())
     ]
-    out = {"00-kueue.yaml": kueue}
+    out = {"00-cluster.yaml": cluster(v["device_plugin"]["image"]), "01-kueue.yaml": kueue}
     for team in org.teams:
         objs: list[dict[str, Any]] = [
             {
