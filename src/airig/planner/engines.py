@@ -99,6 +99,10 @@ def engine_plan(profile: Profile, catalog: Catalog | None = None) -> dict[str, A
     rows = {s.index: _row(profile, catalog, s) for s in served}
     for s in served:
         row = rows[s.index]
+        if s.spec.nodes > 1 and s.engine != "vllm":
+            raise EnginePlanError(
+                f"{_label(s)}: nodes {s.spec.nodes}: only vLLM serves one model across boxes"
+            )
         if not row.fits and s.engine != "vllm":
             raise EnginePlanError(
                 f"{_label(s)} does not fit on profile {profile.name}: {row.reason}. "
@@ -275,14 +279,17 @@ def _vllm(
             f"{others:.1f} of {capacity:.1f} GB per GPU ({_describe(shared)}). "
             "Shrink or disable llama_cpp/ollama models, or move this model to another box."
         )
+    if s.spec.nodes > 1:
+        return _vllm_across(profile, catalog, s, util, capacity)
     row = _row(profile, catalog, s, util)
     if not row.fits:
         after = f" after {_describe(shared)}" if others else ""
         raise EnginePlanError(
             f"profile {profile.name}: {_label(s)} does not fit in vLLM's share "
             f"(gpu_memory_utilization {util:.2f} of {capacity:.1f} GB per GPU{after}): "
-            f"{row.reason}. Lower its context or concurrency, use a smaller format, or "
-            "shrink/disable the other engines."
+            f"{row.reason}. Lower its context or concurrency, use a smaller format, "
+            "shrink/disable the other engines, or serve it across boxes (the model's nodes; "
+            f"airig plan -p {profile.name} -m {s.spec.name} -q {s.spec.quant} --across-boxes 8)."
         )
     return {
         "model": s.spec.name,
@@ -297,4 +304,47 @@ def _vllm(
         "gpu_memory_utilization": util,
         "per_device_gb": round(util * capacity, 3),
         "max_context_tokens": row.max_context_tokens,
+    }
+
+
+def _vllm_across(
+    profile: Profile, catalog: Catalog, s: _Served, util: float, capacity: float
+) -> dict[str, Any]:
+    """vLLM settings for one box of a model served by ``nodes`` boxes of this profile
+    (planner/multinode.py: tensor parallel in the box, one pipeline stage per box)."""
+    from airig.planner import multinode
+
+    model = catalog.model(s.spec.name)
+    request = PlanRequest(
+        models=(model,),
+        quants=(s.spec.quant,),
+        profiles=(profile,),
+        context=s.context,
+        concurrency=s.concurrency,
+        engine="vllm",
+        gpu_memory_utilization=util,
+    )
+    split = multinode.split_at(model, s.spec.quant, profile, request, s.spec.nodes, catalog)
+    if not split.fits:
+        raise EnginePlanError(
+            f"profile {profile.name}: {_label(s)} across {s.spec.nodes} boxes: {split.reason}. "
+            f"airig plan -p {profile.name} -m {model.name} -q {s.spec.quant} --across-boxes 8 "
+            "says how many boxes it needs."
+        )
+    return {
+        "model": s.spec.name,
+        "quant": s.spec.quant,
+        "source": s.spec.source,
+        "revision": s.spec.revision,
+        "tensor_parallel_size": split.tensor_parallel,
+        "pipeline_parallel_size": split.pipeline_parallel,
+        "nodes": split.nodes,
+        "layers_per_stage": split.layers_per_stage,
+        "network": split.network,
+        "max_model_len": s.context,
+        "max_num_seqs": s.concurrency,
+        "max_num_batched_tokens": mem.VLLM_MAX_NUM_BATCHED_TOKENS,
+        "gpu_memory_utilization": util,
+        "per_device_gb": round(util * capacity, 3),
+        "max_context_tokens": None,
     }

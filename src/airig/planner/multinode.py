@@ -73,7 +73,7 @@ def _network(model: ModelSpec, profile: Profile, req: PlanRequest, stages: int) 
     return notes
 
 
-def _one(
+def split_at(
     model: ModelSpec,
     quant_name: str,
     profile: Profile,
@@ -136,7 +136,7 @@ def plan_nodes(
     req.validate()
     rows = []
     for nodes in range(1, max_nodes + 1):
-        row = _one(model, quant, profile, req, nodes, catalog)
+        row = split_at(model, quant, profile, req, nodes, catalog)
         rows.append(row)
         if row.fits or (row.reason and "busiest GPU" not in row.reason):
             break

@@ -51,6 +51,7 @@ class ServedModel:
     sha256: str | None = None
     file: str | None = None
     revision: str | None = None
+    nodes: int = 1  # vllm: boxes serving it together (pipeline parallel across them)
 
 
 @dataclass(frozen=True)
