@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 
 from airig import profiles
 from airig.cli import app
+from tests.conftest import REPO
+
+PLATFORM_HOSTS = str(REPO / "inventories" / "platform" / "hosts.yml")
 
 BILLION_LAUGHS = "".join(
     f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
@@ -96,6 +99,22 @@ CASES = {
         "unknown model '[/x]'",
     ),
     "rich markup in a profile name": (lambda t: ["profiles", "show", "[/x]"], "[/x]"),
+    "missing org file": (
+        lambda t: ["platform", "--org", str(t / "org.yml"), "-i", str(t / "hosts.yml")],
+        "cannot read: No such file",
+    ),
+    "org file alias bomb": (
+        lambda t: ["platform", "--org", write(t, "org.yml", BILLION_LAUGHS), "-i", "x"],
+        "alias bomb",
+    ),
+    "org file that is a list": (
+        lambda t: ["platform", "--org", write(t, "org.yml", "- a\n"), "-i", PLATFORM_HOSTS],
+        "expected a mapping",
+    ),
+    "across more boxes than planned for": (
+        lambda t: ["plan", "-p", "team", "-m", "llama-3.1-8b", "--across-boxes", "65"],
+        "--across-boxes: bad value 65",
+    ),
 }
 # `airig provision -p cpu --check OPTION VALUE`: (option, value, what the error says).
 PROVISION_OPTIONS = {
