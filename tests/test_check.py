@@ -100,6 +100,14 @@ def test_no_start_up_lines_is_a_failure_that_says_where_to_look(tmp_path: Path) 
     assert "journalctl -u airig-vllm.service" in " ".join(result.output.split())
 
 
+def test_a_model_across_boxes_is_said_not_compared() -> None:
+    # Each box holds one pipeline stage (docs/scale.md); its report is not the whole model's.
+    entry = {**served("vllm", "airig-vllm.service", 8192, 4), "nodes": 2}
+    (got,) = check.check({"served": [entry]}, {})
+    assert got["status"] == "ok" and "served across 2 boxes" in got["message"]
+    assert got["terms"] == {}
+
+
 def test_ollama_without_a_loaded_model_is_not_a_failure() -> None:
     (got,) = check.check({"served": [served("ollama", "airig-ollama.service", 8192, 1)]}, {})
     assert got["status"] == "ok" and "first request" in got["message"]

@@ -80,3 +80,27 @@ def test_the_engine_ports_behind_a_box_proxy_agree_everywhere() -> None:
     fleet = fleet["fleet__upstreams"]
     assert fleet == PROXY_UPSTREAMS
     assert {e: proxy[e] for e in PROXY_UPSTREAMS} == PROXY_UPSTREAMS
+
+
+def test_a_model_across_two_boxes_counts_its_users_once() -> None:
+    import copy
+
+    from airig import profiles
+    from airig.fleet import Box, fleet_plan
+
+    raw = copy.deepcopy(profiles.load("team", ()).raw)
+    raw["name"] = "team-pair"
+    raw["models"] = [
+        {
+            "name": "llama-3.1-405b",
+            "quant": "FP8",
+            "engine": "vllm",
+            "nodes": 2,
+            "source": "/srv/airig/models/llama-405b-fp8",
+            "context": 8192,
+            "concurrency": 4,
+        }
+    ]
+    pair = profiles.from_data(raw)
+    (row,) = fleet_plan([Box("team-a", pair, ("vllm",)), Box("team-b", pair, ("vllm",))])
+    assert row.boxes == ["team-a", "team-b"] and row.users == 4

