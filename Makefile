@@ -45,6 +45,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/plan_accuracy.py
 	$(BIN)/python bench/exporter_scrape.py
 	$(BIN)/python bench/burn_sampling.py
+	$(BIN)/python bench/platform_scale.py
 	scripts/container-env bookworm
 	$(BIN)/python bench/converge_speed.py nvidia_driver
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service
