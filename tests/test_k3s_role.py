@@ -46,6 +46,8 @@ def settings(tmp_path: Path, url: str, profile: str = "team", **extra: Any) -> d
         "k3s_bin_dir": str(tmp_path / "bin"),
         "k3s_config_dir": str(tmp_path / "etc"),
         "k3s_unit_dir": str(tmp_path / "units"),
+        "k3s_token_file": str(tmp_path / "etc-airig" / "k3s-token"),
+        "k3s_manifests_dir": str(tmp_path / "manifests"),
         "k3s_start": False,
         **extra,
     }
@@ -76,7 +78,7 @@ def test_agent_on_a_gpu_box(tmp_path: Path, mirror: str) -> None:
     assert config_file.stat().st_mode & 0o777 == 0o600  # the token file's path, not the token
     config = yaml.safe_load(config_file.read_text())
     assert config == {
-        "token-file": "/etc/airig/k3s-token",
+        "token-file": str(tmp_path / "etc-airig" / "k3s-token"),
         "node-label": [
             "airig.dev/rack=r1",
             "airig.dev/gpu-model=rtx-pro-6000-blackwell-workstation-edition",
@@ -102,11 +104,13 @@ def test_server_on_a_box_without_gpus(tmp_path: Path, mirror: str) -> None:
     assert out.returncode == 0, out.stdout[-3000:]
     config = yaml.safe_load((tmp_path / "etc" / "config.yaml").read_text())
     assert config == {
-        "token-file": "/etc/airig/k3s-token",
+        "token-file": str(tmp_path / "etc-airig" / "k3s-token"),
         "node-label": [],
         "disable": ["traefik", "servicelb"],
     }
     assert (tmp_path / "units" / "k3s.service").exists()
+    # k3s applies whatever lands in its auto-deploy directory: root's alone.
+    assert (tmp_path / "manifests").stat().st_mode & 0o777 == 0o700
 
 
 def test_a_binary_that_is_not_the_pinned_one_is_refused(tmp_path: Path, mirror: str) -> None:

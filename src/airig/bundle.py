@@ -58,6 +58,10 @@ DEBIAN_URL = "http://deb.debian.org/debian"
 SECURITY_URL = "http://deb.debian.org/debian-security"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 NPM_REGISTRY = "https://registry.npmjs.org/"
+# Where Hugging Face snapshots come from (huggingface_hub's HF_ENDPOINT; a mirror of yours).
+HF_ENDPOINT = "https://huggingface.co"
+_HF_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_COMMIT = re.compile(r"[0-9a-f]{40}\Z")
 PYPI_INDEX = "https://pypi.org/simple/"
 # A path inside a bundle: relative, no '..', characters of package and file names only.
 _PATH_RE = re.compile(
@@ -408,7 +412,75 @@ def _unpinned(what: str, allow: bool) -> None:
         )
 
 
-def plan_models(plan: Plan, profile: profiles.Profile, allow_unpinned: bool) -> None:
+def _hf_endpoint(cfg: dict[str, Any]) -> str:
+    endpoint = str(cfg.get("airig_hf_endpoint") or os.environ.get("HF_ENDPOINT") or HF_ENDPOINT)
+    if not re.match(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z", endpoint):
+        raise InputError(f"airig_hf_endpoint / HF_ENDPOINT {endpoint!r}: expected an http(s) URL")
+    return endpoint.rstrip("/")
+
+
+# Files a snapshot holds that vLLM does not load: the original checkpoints Meta and others
+# publish beside the safetensors (Llama 3.1 405B's original/ alone is another 800 GB).
+_HF_SKIP = re.compile(r"(original/.*|.*\.(pth|pt|bin|msgpack|h5|onnx|gguf))\Z")
+
+
+def hf_snapshot_items(
+    repo: str, revision: str | None, endpoint: str, allow_unpinned: bool
+) -> tuple[str, list[Item]]:
+    """The files of a Hugging Face model repo at a commit, as the Hub's API lists them: LFS
+    files (the weights) pinned by the sha256 the Hub records, the small files by the commit in
+    their URL. Returns the commit and the items."""
+    if not _HF_REPO.match(repo):
+        raise InputError(f"bundle: {repo!r} is not a Hugging Face repo id (org/name)")
+    if revision is None:
+        _unpinned(f"Hugging Face repo {repo} (no revision)", allow_unpinned)
+    elif not _COMMIT.match(revision):
+        raise InputError(f"bundle: {repo}: revision {revision!r} is not a 40-hex commit")
+    api = f"{endpoint}/api/models/{repo}/revision/{revision or 'main'}?blobs=true"
+    with _open(api) as resp:
+        try:
+            info = json.loads(resp.read())
+        except ValueError:
+            raise BundleError(f"{api}: not the Hub's JSON") from None
+    commit = str(info.get("sha", ""))
+    if not _COMMIT.match(commit) or (revision and commit != revision):
+        raise BundleError(f"{api}: answered commit {commit!r}, asked {revision or 'main'}")
+    siblings = [s for s in info.get("siblings", []) if isinstance(s, dict)]
+    names = [str(s.get("rfilename", "")) for s in siblings]
+    has_safetensors = any(n.endswith(".safetensors") for n in names)
+    items = []
+    for s in siblings:
+        name = str(s.get("rfilename", ""))
+        if not _PATH_RE.match(name) or ".." in name.split("/"):
+            raise BundleError(f"{api}: file name {name!r} is not a plain relative path")
+        if has_safetensors and _HF_SKIP.match(name):
+            continue
+        lfs_field = s.get("lfs")
+        lfs: dict[str, Any] = lfs_field if isinstance(lfs_field, dict) else {}
+        pin = str(lfs.get("sha256", "")) or None
+        if pin is not None and not _HEX64.match(pin):
+            raise BundleError(f"{api}: {name}: sha256 {pin!r} is not 64 hex digits")
+        size = lfs.get("size", s.get("size"))
+        items.append(
+            Item(
+                f"hf/{repo}/{commit}/{name}",
+                f"{endpoint}/{repo}/resolve/{commit}/{urllib.parse.quote(name)}",
+                "vllm",
+                size=int(size) if isinstance(size, int) else None,
+                sha256=pin,
+            )
+        )
+    if not items:
+        raise BundleError(f"{api}: the repo lists no files")
+    return commit, items
+
+
+def plan_models(
+    plan: Plan,
+    profile: profiles.Profile,
+    allow_unpinned: bool,
+    cfg: dict[str, Any] | None = None,
+) -> None:
     from airig.planner import catalog, memory
 
     cat = catalog.Catalog.default()
@@ -421,12 +493,18 @@ def plan_models(plan: Plan, profile: profiles.Profile, allow_unpinned: bool) -> 
                     "it onto the box there"
                 )
                 continue
-            raise InputError(
-                f"bundle: {m.name} is served by vllm from the Hugging Face repo {m.source}; airig "
-                "does not bundle Hugging Face snapshots yet (docs/airgap.md): download it where "
-                "you have network, copy it into the box's /srv/airig/models/<dir> and set the "
-                "model's source to that path"
+            commit, items = hf_snapshot_items(
+                str(m.source), m.revision, _hf_endpoint(cfg or {}), allow_unpinned
             )
+            for item in items:
+                plan.add(item)
+            plan.provides.setdefault("hf", {})[m.name] = {
+                "repo": m.source,
+                "revision": commit,
+                "path": f"hf/{m.source}/{commit}",
+                "files": [i.path.split("/", 4)[4] for i in items],
+            }
+            continue
         if not m.source:
             plan.notes.append(f"{m.name}: no source in the profile; copy its file to the box")
             continue
@@ -663,7 +741,7 @@ def make_plan(
     allow = allow_unpinned or bool(cfg.get("airig_allow_unpinned"))
     cfg = {**cfg, "airig_allow_unpinned": allow}
     plan_engines(plan, profile, cfg, work)
-    plan_models(plan, profile, allow)
+    plan_models(plan, profile, allow, cfg)
     plan_agents(plan, profile, cfg, work)
     plan_apt(plan, apt_wanted(profile, cfg, release), work)
     return plan
@@ -970,6 +1048,21 @@ def provision_vars(
         out["ollama_base_url"] = url(prov["ollama"]["path"]).rstrip("/")
         out["ollama_version"] = prov["ollama"]["version"]
         out["ollama_sha256"] = prov["ollama"]["sha256"]
+    for name, snap in sorted(prov.get("hf", {}).items()):
+        # vLLM's snapshot: the role fetches each file from the bundle and checks its sha256,
+        # instead of asking the Hub (the box has no network).
+        if not isinstance(snap, dict) or not isinstance(snap.get("files"), list):
+            raise BundleError(f"manifest provides hf {name!r} without its files")
+        base = str(snap["path"])
+        out.setdefault("vllm_model_files", [])
+        for rel in snap["files"]:
+            out["vllm_model_files"].append(
+                {
+                    "path": rel,
+                    "url": url(f"{base}/{rel}"),
+                    "sha256": files[f"{base}/{rel}"]["sha256"],
+                }
+            )
     models = prov.get("models", {})
     if models:
         spec = dict(profile_spec)

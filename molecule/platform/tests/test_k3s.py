@@ -1,43 +1,104 @@
-"""The k3s role's result inside a systemd container (testinfra): the pinned binary in place
-(the mirror's TEST DOUBLE, not k3s), the config as k3s reads it, the unit loaded and verified
-by the container's own systemd; k3s is not started (nothing here can run it)."""
+"""playbooks/platform.yml's result on a k3s server and an agent (testinfra, in the containers):
+the pinned binary (the mirror's TEST DOUBLE, not k3s), each node's config as k3s reads it, the
+units loaded and verified by the containers' own systemd (never started: nothing here can run
+k3s), one join token shared, and the org's manifests and the pinned add-on in the server's
+auto-deploy directory, each manifest still valid."""
 
 import hashlib
 import json
+import os
 import urllib.request
 
+import pytest
+import testinfra
 import yaml
 
+from airig import platform
+
 MANIFEST = "http://127.0.0.1:8765/manifest.json"
+AUTO_DEPLOY = "/var/lib/rancher/k3s/server/manifests"
+SERVER = "airig-molecule-k3s-server"
+
+
+def mirror(path):
+    with urllib.request.urlopen(MANIFEST, timeout=10) as fh:
+        return json.load(fh)[path]["sha256"]
+
+
+def is_server(host):
+    return host.backend.get_hostname() == SERVER
 
 
 def test_binary_is_the_pinned_one(host):
     binary = host.file("/usr/local/bin/k3s")
     assert binary.mode == 0o755 and binary.user == "root"
-    with urllib.request.urlopen(MANIFEST, timeout=10) as fh:
-        pin = json.load(fh)["k3s/v0.0.0-airig-standin/k3s"]["sha256"]
-    assert hashlib.sha256(binary.content).hexdigest() == pin
+    assert hashlib.sha256(binary.content).hexdigest() == mirror("k3s/v0.0.0-airig-standin/k3s")
     assert "airig-standin" in host.check_output("/usr/local/bin/k3s --version")
 
 
 def test_config_as_k3s_reads_it(host):
     config = host.file("/etc/rancher/k3s/config.yaml")
     assert config.mode == 0o600 and config.user == "root"
-    assert yaml.safe_load(config.content_string) == {
-        "token-file": "/etc/airig/k3s-token",
-        "node-label": ["airig.dev/gpu-model=rtx-pro-6000-blackwell-workstation-edition"],
-        "server": "https://10.40.0.11:6443",
-        "node-ip": "10.40.0.12",
-        "flannel-iface": "lo",
-        "default-runtime": "nvidia",
-    }
+    got = yaml.safe_load(config.content_string)
+    if is_server(host):
+        assert got == {
+            "token-file": "/etc/airig/k3s-token",
+            "node-label": ["airig.dev/gpu-model=rtx-pro-6000-blackwell-workstation-edition"],
+            "disable": ["traefik", "servicelb"],
+            "node-ip": "10.40.0.11",
+            "flannel-iface": "lo",
+            "default-runtime": "nvidia",
+        }
+    else:
+        assert got == {
+            "token-file": "/etc/airig/k3s-token",
+            "node-label": ["airig.dev/gpu-model=geforce-rtx-5090"],
+            "server": "https://10.40.0.11:6443",
+            "node-ip": "10.40.0.12",
+            "flannel-iface": "lo",
+            "default-runtime": "nvidia",
+        }
 
 
 def test_unit_is_loaded_and_verified_by_systemd(host):
-    assert host.run("systemctl daemon-reload").rc == 0
-    show = host.check_output("systemctl show -p LoadState -p ActiveState -p ExecStart k3s-agent")
+    unit = "k3s.service" if is_server(host) else "k3s-agent.service"
+    role = "server" if is_server(host) else "agent"
+    show = host.check_output(f"systemctl show -p LoadState -p ActiveState -p ExecStart {unit}")
     assert "LoadState=loaded" in show and "ActiveState=inactive" in show
-    assert "/usr/local/bin/k3s agent --config /etc/rancher/k3s/config.yaml" in show
-    verify = host.run("systemd-analyze verify /etc/systemd/system/k3s-agent.service")
-    assert verify.rc == 0, verify.stderr
-    assert "k3s-agent.service" not in verify.stderr
+    assert f"/usr/local/bin/k3s {role} --config /etc/rancher/k3s/config.yaml" in show
+    verify = host.run(f"systemd-analyze verify /etc/systemd/system/{unit}")
+    assert verify.rc == 0 and unit not in verify.stderr, verify.stderr
+
+
+def test_one_join_token_only_root_reads(host):
+    token = host.file("/etc/airig/k3s-token")
+    assert token.mode == 0o600 and token.user == "root"
+    value = token.content_string.strip()
+    assert len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+    server = testinfra.get_host(
+        f"ansible://{SERVER}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}"
+    )
+    assert value == server.file("/etc/airig/k3s-token").content_string.strip()
+
+
+def test_manifests_handed_to_k3s(host):
+    if not is_server(host):
+        pytest.skip("the auto-deploy directory is the server's")
+    names = sorted(host.check_output(f"ls {AUTO_DEPLOY}").split())
+    assert names == [
+        "airig-00-cluster.yaml",
+        "airig-01-kueue.yaml",
+        "airig-10-team-product.yaml",
+        "airig-10-team-research.yaml",
+        "airig-addon-standin.yaml",
+    ]
+    addon = host.file(f"{AUTO_DEPLOY}/airig-addon-standin.yaml")
+    assert hashlib.sha256(addon.content).hexdigest() == mirror("k3s/addons/standin.yaml")
+    kinds = []
+    for name in names[:-1]:
+        f = host.file(f"{AUTO_DEPLOY}/{name}")
+        assert f.mode == 0o600
+        for obj in yaml.safe_load_all(f.content_string):
+            assert platform.validate(obj) == [], (name, obj["kind"])
+            kinds.append(obj["kind"])
+    assert kinds.count("ResourceFlavor") == 2 and kinds.count("ClusterQueue") == 2
