@@ -76,9 +76,13 @@ def test_the_engine_ports_behind_a_box_proxy_agree_everywhere() -> None:
     """The proxy's upstreams, fleet.yml's reading of a box's summary and the planner's endpoints
     name the same engine ports (a port changed in one place would route the gateway nowhere)."""
     proxy = yaml.safe_load((REPO / "roles/proxy/vars/main.yml").read_text())["proxy__upstreams"]
-    fleet = yaml.safe_load((REPO / "playbooks/fleet.yml").read_text())[0]["vars"]
-    fleet = fleet["fleet__upstreams"]
+    shared = yaml.safe_load((REPO / "playbooks/vars/fleet.yml").read_text())
+    fleet = shared["airig_fleet_upstreams"]
     assert fleet == PROXY_UPSTREAMS
+    # fleet.yml and reprovision.yml read that one list (they each had a copy of it).
+    for book in ("fleet.yml", "reprovision.yml"):
+        text = (REPO / "playbooks" / book).read_text()
+        assert "vars/fleet.yml" in text and "intersect(airig_fleet_upstreams.keys()" in text
     assert {e: proxy[e] for e in PROXY_UPSTREAMS} == PROXY_UPSTREAMS
 
 
