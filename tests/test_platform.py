@@ -183,6 +183,15 @@ def test_a_plan_that_does_not_hold_is_refused(change: str) -> None:
         platform.load_org(bad(change), pool())
 
 
+def test_a_box_without_host_memory_in_its_profile_is_refused() -> None:
+    raw = copy.deepcopy(profiles.load("home", ()).raw)
+    del raw["host"]
+    boxes = [Box("home-x", profiles.from_data(raw), ())]
+    org = {"org": "acme", "teams": {"a": {"quota": {"geforce-rtx-5090": 1}}}}
+    with pytest.raises(InputError, match=r"gives no host\.ram_gb"):
+        platform.load_org(org, platform.flavours_from(boxes))
+
+
 def test_refusal_says_what_to_fix(tmp_path: Path) -> None:
     org_file = tmp_path / "org.yml"
     org_file.write_text(yaml.safe_dump(bad("quota over the pool")))

@@ -296,6 +296,11 @@ def check(org: Org) -> list[str]:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"team {dup} is named twice")
     for fname, flavour in org.flavours.items():
+        if flavour.memory_gib_per_gpu < 1:
+            problems.append(
+                f"{fname}: a profile of {', '.join(flavour.boxes)} gives no host.ram_gb; the "
+                "queues' memory quota and the pods' memory requests come from it"
+            )
         total = sum(t.quota.get(fname, 0) for t in org.teams)
         if total > flavour.gpus:
             problems.append(
