@@ -3,8 +3,7 @@ check mode, side effects (the driver upgrade) and verify, each on a clean local 
 
 scripts/test prepares docker and the images (scripts/container-env) first. Choose scenarios
 with AIRIG_MOLECULE: "all" (default: every scenario but the heavy ones), "everything" (with
-the heavy ones: vllm, nvidia_driver_open, llama_cpp_cuda, fleet, platform; airgap in its full
-variant),
+the heavy ones: vllm, nvidia_driver_open, llama_cpp_cuda, fleet; airgap in its full variant),
 "none", or a comma-separated list
 of scenario names.
 """
@@ -25,7 +24,7 @@ SCENARIOS = sorted(p.parent.name for p in (REPO / "molecule").glob("*/molecule.y
 
 
 # Scenarios left out of "all" (the default test run) for their size; "everything" adds them.
-HEAVY = {"vllm", "nvidia_driver_open", "llama_cpp_cuda", "fleet", "platform"}
+HEAVY = {"vllm", "nvidia_driver_open", "llama_cpp_cuda", "fleet"}
 
 
 def selected(name: str) -> bool:
