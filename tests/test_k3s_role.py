@@ -49,6 +49,8 @@ def settings(tmp_path: Path, url: str, profile: str = "team", **extra: Any) -> d
         "k3s_token_file": str(tmp_path / "etc-airig" / "k3s-token"),
         "k3s_manifests_dir": str(tmp_path / "manifests"),
         "k3s_start": False,
+        # Not on this machine: the toolkit install is the platform scenario's (containers).
+        "k3s_nvidia_toolkit": False,
         **extra,
     }
 
@@ -201,3 +203,22 @@ def test_platform_playbook_stops_on_a_plan_that_does_not_hold(tmp_path: Path) ->
     assert out.returncode != 0
     assert "fair-sharing weight > 0" in out.stdout
     assert not (tmp_path / "inv" / "platform-manifests").exists()
+
+
+def test_a_gpu_box_without_a_toolkit_repository_is_told_what_to_add(tmp_path: Path) -> None:
+    extra = settings(
+        tmp_path,
+        "https://mirror.example/k3s",
+        k3s_server_url="https://s:6443",
+        k3s_nvidia_toolkit=True,
+        k3s_nvidia_toolkit_package="airig-no-such-toolkit",
+    )
+    task = {
+        "name": "k3s runtime",
+        "ansible.builtin.include_role": {"name": "airig.rig.k3s", "tasks_from": "runtime"},
+    }
+    out = play_tasks(tmp_path, [task], extra)
+    assert out.returncode != 0
+    assert "no configured apt repository offers airig-no-such-toolkit" in out.stdout, out.stdout[
+        -2000:
+    ]

@@ -12,7 +12,9 @@ downloads). Containers use host networking, so roles fetch from it as from any m
   apt/{Packages,Release,*.deb}            a flat apt repository standing in for NVIDIA's CUDA
                                           repository: datacenter-gpu-manager-exporter, a TEST
                                           DOUBLE package (tests/mirror/dcgm_standin) whose unit
-                                          listens on every interface, as a vendor unit may
+                                          listens on every interface, as a vendor unit may; and
+                                          nvidia-container-toolkit, a TEST DOUBLE with the
+                                          runtime path k3s looks for
   k3s/<v>/k3s                             TEST DOUBLE k3s binary (tests/mirror/k3s_standin)
   k3s/addons/standin.yaml                 TEST DOUBLE add-on manifest (for platform.yml)
   wheels/torch-*+cpu-*.whl                this machine's CPU torch wheel (pip --find-links)
@@ -201,41 +203,78 @@ def _tar_gz(files: list[tuple[str, bytes, int]]) -> bytes:
     return buf.getvalue()
 
 
-def dcgm_standin_repo(root: Path) -> list[Path]:
-    """apt/: a flat repository with one TEST DOUBLE package named as NVIDIA's dcgm-exporter
-    package; its postinst enables and starts its own unit, which listens on every interface."""
-    src = HERE / "dcgm_standin"
-    name, version = "datacenter-gpu-manager-exporter", "4.8.3-1"
-    data = _tar_gz([
-        ("./usr/bin/dcgm-exporter", (src / "dcgm-exporter").read_bytes(), 0o755),
-        ("./lib/systemd/system/nvidia-dcgm-exporter.service",
-         (src / "nvidia-dcgm-exporter.service").read_bytes(), 0o644),
-    ])  # fmt: skip
+def _standin_deb(
+    name: str,
+    version: str,
+    description: str,
+    data: bytes,
+    postinst: bytes | None,
+    depends: str = "",
+) -> tuple[str, bytes]:
+    """A TEST DOUBLE .deb (ar of control + data); returns its control paragraph and bytes."""
     control = (
         f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: airig tests\n"
-        "Depends: python3\nDescription: TEST DOUBLE of NVIDIA dcgm-exporter (airig mirror)\n"
+        + (f"Depends: {depends}\n" if depends else "")
+        + f"Description: {description}\n"
     )
-    postinst = b"#!/bin/sh\nset -e\nsystemctl enable --now nvidia-dcgm-exporter.service || true\n"
+    members = [("./control", control.encode(), 0o644)]
+    if postinst is not None:
+        members.append(("./postinst", postinst, 0o755))
     deb = _ar([
         ("debian-binary", b"2.0\n"),
-        ("control.tar.gz", _tar_gz([("./control", control.encode(), 0o644),
-                                    ("./postinst", postinst, 0o755)])),
+        ("control.tar.gz", _tar_gz(members)),
         ("data.tar.gz", data),
     ])  # fmt: skip
+    return control, deb
+
+
+def standin_apt_repo(root: Path) -> list[Path]:
+    """apt/: a flat repository of TEST DOUBLE packages named as NVIDIA's: dcgm-exporter (its
+    postinst enables and starts its own unit, which listens on every interface) and
+    nvidia-container-toolkit (the runtime path k3s looks for, tests/mirror/k3s_standin)."""
+    dcgm = HERE / "dcgm_standin"
+    packages_in = [
+        _standin_deb(
+            "datacenter-gpu-manager-exporter", "4.8.3-1",
+            "TEST DOUBLE of NVIDIA dcgm-exporter (airig mirror)",
+            _tar_gz([
+                ("./usr/bin/dcgm-exporter", (dcgm / "dcgm-exporter").read_bytes(), 0o755),
+                ("./lib/systemd/system/nvidia-dcgm-exporter.service",
+                 (dcgm / "nvidia-dcgm-exporter.service").read_bytes(), 0o644),
+            ]),
+            b"#!/bin/sh\nset -e\nsystemctl enable --now nvidia-dcgm-exporter.service || true\n",
+            depends="python3",
+        ),
+        _standin_deb(
+            "nvidia-container-toolkit", "1.99.0-1",
+            "TEST DOUBLE of NVIDIA container toolkit (airig mirror)",
+            _tar_gz([
+                ("./usr/bin/nvidia-container-runtime",
+                 (HERE / "k3s_standin" / "nvidia-container-runtime").read_bytes(), 0o755),
+            ]),
+            None,
+        ),
+    ]  # fmt: skip
     repo = root / "apt"
     repo.mkdir(parents=True, exist_ok=True)
-    out = repo / f"{name}_{version}_all.deb"
-    if not out.exists() or out.read_bytes() != deb:
-        out.write_bytes(deb)
+    out, paragraphs = [], []
+    for control, deb in packages_in:
+        name = control.split("\n", 1)[0].split(": ", 1)[1]
+        version = control.split("Version: ", 1)[1].split("\n", 1)[0]
+        path = repo / f"{name}_{version}_all.deb"
+        if not path.exists() or path.read_bytes() != deb:
+            path.write_bytes(deb)
+        where = f"Filename: ./{path.name}\nSize: {len(deb)}\nSHA256: {sha256(path)}\n"
+        paragraphs.append(control.replace("Description:", where + "Description:"))
+        out.append(path)
     packages = repo / "Packages"
-    where = f"Filename: ./{out.name}\nSize: {len(deb)}\nSHA256: {sha256(out)}\n"
-    packages.write_text(control.replace("Description:", where + "Description:"))
+    packages.write_text("\n".join(paragraphs))
     release = repo / "Release"
     release.write_text(
         "Origin: airig test mirror\nSuite: ./\nSHA256:\n"
         f" {sha256(packages)} {packages.stat().st_size} Packages\n"
     )
-    return [out, packages, release]
+    return [*out, packages, release]
 
 
 def k3s_standin(root: Path) -> Path:
@@ -279,7 +318,7 @@ def build(root: Path) -> dict[str, dict[str, object]]:
         tiny_model(root, sdist),
         ollama_standin(root),
         hermes_release(root),
-        *dcgm_standin_repo(root),
+        *standin_apt_repo(root),
         k3s_standin(root),
         k3s_addon_standin(root),
         *local_wheels(root),

@@ -102,3 +102,12 @@ def test_manifests_handed_to_k3s(host):
             assert platform.validate(obj) == [], (name, obj["kind"])
             kinds.append(obj["kind"])
     assert kinds.count("ResourceFlavor") == 2 and kinds.count("ClusterQueue") == 2
+
+
+def test_nvidia_container_runtime_installed_where_k3s_looks(host):
+    # Both boxes have GPUs in their profiles: the toolkit package (the mirror's TEST DOUBLE)
+    # provides the path k3s finds at start and offers as the "nvidia" runtime.
+    assert host.package("nvidia-container-toolkit").is_installed
+    runtime = host.file("/usr/bin/nvidia-container-runtime")
+    assert runtime.is_file and runtime.mode == 0o755
+    assert "airig stand-in" in host.run("/usr/bin/nvidia-container-runtime").stderr
