@@ -87,24 +87,10 @@ def test_the_engine_ports_behind_a_box_proxy_agree_everywhere() -> None:
 
 
 def test_a_model_across_two_boxes_counts_its_users_once() -> None:
-    import copy
-
     from airig import profiles
     from airig.fleet import Box, fleet_plan
+    from tests.test_multinode_role import pair_profile
 
-    raw = copy.deepcopy(profiles.load("team", ()).raw)
-    raw["name"] = "team-pair"
-    raw["models"] = [
-        {
-            "name": "llama-3.1-405b",
-            "quant": "FP8",
-            "engine": "vllm",
-            "nodes": 2,
-            "source": "/srv/airig/models/llama-405b-fp8",
-            "context": 8192,
-            "concurrency": 4,
-        }
-    ]
-    pair = profiles.from_data(raw)
+    pair = profiles.from_data(pair_profile())
     (row,) = fleet_plan([Box("team-a", pair, ("vllm",)), Box("team-b", pair, ("vllm",))])
     assert row.boxes == ["team-a", "team-b"] and row.users == 4

@@ -160,11 +160,6 @@ def vllm_flags(split: NodeSplit, rank: int, master: str, port: int = 29500) -> l
     return flags
 
 
-def minimum_nodes(rows: list[NodeSplit]) -> int | None:
-    last = rows[-1]
-    return last.nodes if last.fits else None
-
-
 def describe(rows: list[NodeSplit]) -> str:
     last = rows[-1]
     if last.fits:
