@@ -46,6 +46,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/exporter_scrape.py
 	$(BIN)/python bench/burn_sampling.py
 	$(BIN)/python bench/platform_scale.py
+	$(BIN)/python bench/gateway_meter.py 20000 1000
 	scripts/container-env bookworm
 	$(BIN)/python bench/converge_speed.py nvidia_driver
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service

@@ -62,6 +62,9 @@ def main() -> None:
     for name, run in runs.items():
         sent, ok = run.get("sent", 0), run.get("ok", 0)
         print(f"{name:<40} {sent:>6} {ok:>6} {sent - ok:>7} {run.get('usage_added', '?'):>6}")
+    for kind in ("prompt", "completion"):
+        answered, counted = roll.get(f"{kind}_tokens", "?"), roll.get(f"{kind}_tokens_added", "?")
+        print(f"roll's {kind} tokens: {answered} in the answers, {counted} in the gateway's usage")
     for box, s in sorted(seconds.items()):
         print(f"{box}: {s} s out of service (drain, driver, gate, engines, completion, back)")
 

@@ -98,3 +98,38 @@ def test_certificate_paths_must_be_absolute_clean_and_paired(tmp_path: Path) -> 
     ):
         run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], **extra)
         assert run.returncode != 0 and "gateway_tls_cert and gateway_tls_key" in run.stdout, extra
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"gateway_prices": {"m odel": {"input": 1, "output": 2}}},
+        {"gateway_prices": {"qwen3-8b": {"input": -1, "output": 2}}},
+        {"gateway_prices": {"qwen3-8b": {"input": "1; rm -rf /", "output": 2}}},
+        {"gateway_prices": {"qwen3-8b": {"input": 1}}},
+        {"gateway_prices": {"qwen3-8b": {"input": True, "output": 2}}},
+        {"gateway_prices": {"qwen3-8b": {"input": 1, "output": 2, "extra": 3}}},
+        {"gateway_currency": "EUR\n"},
+        {"gateway_currency": "euro"},
+    ],
+)
+def test_a_bad_price_or_currency_stops_the_play(tmp_path: Path, extra: dict) -> None:
+    run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], **extra)
+    assert run.returncode != 0 and "gateway" in run.stdout, run.stdout[-2000:]
+    assert not (tmp_path / "haproxy.cfg").exists()
+
+
+def test_usage_goes_to_the_meter_and_no_peers_port_is_opened(tmp_path: Path) -> None:
+    prices = {"qwen3-8b": {"input": 0.05, "output": 0.2}}
+    run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], gateway_prices=prices)
+    assert run.returncode == 0, run.stdout[-3000:]
+    cfg = (tmp_path / "haproxy.cfg").read_text()
+    assert "lua-load /etc/haproxy/airig/airig_usage.lua\n" in cfg
+    assert "    filter lua.airig_usage\n" in cfg
+    assert "    log unix@/run/airig-gateway-meter.sock format raw local1 info\n" in cfg
+    # the line's tail airig-gateway-meter parses
+    assert (
+        "team=%[var(txn.team)] model=%[var(txn.model)] prompt_tokens=%[var(txn.prompt_tokens)]"
+        in cfg
+    )
+    assert "localpeer" not in cfg and "\npeers " not in cfg

@@ -5,7 +5,9 @@ itself: a fixed count, and a 30 s timeout each. The check: HTTP 200 and the text
 request's own marker (the gateway scenario's stand-in boxes), or, given REPLY, a real engine's
 streamed answer that starts with REPLY and ends with [DONE] (the fleet's TEST MODEL, asked for 48
 tokens past its end so that requests stay in flight a while). With STOP_FILE, no request starts
-once that file exists (the count then says how many were sent).
+once that file exists (the count then says how many were sent). The summary also sums the
+tokens the answered requests reported (their "usage", or a stream's last llama.cpp "timings"),
+which the gateway's usage must equal.
 
 Usage: load_loop.py KEYFILE MODEL COUNT WORKERS OUT [PAUSE] [PORT] [REPLY] [STOP_FILE]"""
 
@@ -42,23 +44,33 @@ def one(i: int) -> dict:
     )
     try:
         with urllib.request.urlopen(req, timeout=30, context=CONTEXT) as r:
-            answer = streamed(r) if REPLY else json.load(r)["choices"][0]["message"]["content"]
+            if REPLY:
+                answer, tokens = streamed(r)
+            else:
+                whole = json.load(r)
+                answer = whole["choices"][0]["message"]["content"]
+                tokens = (whole["usage"]["prompt_tokens"], whole["usage"]["completion_tokens"])
             box = r.headers.get("X-Airig-Box") or answer.split("/")[0]
         ok = answer.startswith(REPLY) if REPLY else answer.endswith(f"answers {marker}")
-        return {"i": i, "ok": ok, "box": box, "error": None if ok else answer}
+        return {"i": i, "ok": ok, "box": box, "error": None if ok else answer, "tokens": tokens}
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, KeyError) as exc:
-        return {"i": i, "ok": False, "box": None, "error": f"{type(exc).__name__}: {exc}"}
+        return {"i": i, "ok": False, "box": None, "error": f"{type(exc).__name__}: {exc}", "tokens": (0, 0)}
 
 
-def streamed(r: http.client.HTTPResponse) -> str:
-    """The text of a server-sent event stream; ValueError unless it ends with [DONE]."""
-    text = []
+def streamed(r: http.client.HTTPResponse) -> tuple[str, tuple[int, int]]:
+    """The text of a server-sent event stream and the tokens its last event reported;
+    ValueError unless it ends with [DONE]."""
+    text, event = [], {}
     for line in r:
         data = line.decode().strip().removeprefix("data: ")
         if data == "[DONE]":
-            return "".join(text)
+            if "usage" in event:
+                return "".join(text), (event["usage"]["prompt_tokens"], event["usage"]["completion_tokens"])
+            t = event["timings"]  # llama.cpp's, on the last event
+            return "".join(text), (t["prompt_n"] + t.get("cache_n", 0), t["predicted_n"])
         if data:
-            choice = (json.loads(data).get("choices") or [{}])[0]
+            event = json.loads(data)
+            choice = (event.get("choices") or [{}])[0]
             text.append(choice.get("delta", {}).get("content") or "")
     raise ValueError(f"stream cut after {''.join(text)!r}")
 
@@ -77,6 +89,8 @@ summary = {
     "ok": sum(r["ok"] for r in results),
     "failed": [r for r in results if not r["ok"]],
     "boxes": sorted({r["box"] for r in results if r["box"]}),
+    "prompt_tokens": sum(r["tokens"][0] for r in results if r["ok"]),
+    "completion_tokens": sum(r["tokens"][1] for r in results if r["ok"]),
 }
 with open(OUT, "w") as f:
     json.dump(summary, f)

@@ -7,12 +7,13 @@ import urllib.error
 import urllib.request
 
 
-def call(port, key=None, model="airig-tiny", text="hello", path="/v1/chat/completions"):
-    """(status, body) of one request to the gateway on 127.0.0.1:port."""
+def call(port, key=None, model="airig-tiny", text="hello", path="/v1/chat/completions", **ask):
+    """(status, body) of one request to the gateway on 127.0.0.1:port; `ask` adds to the
+    completion request (stream=True, stream_options=...)."""
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
     data = None
     if path.endswith("completions"):
-        data = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
+        data = json.dumps({"model": model, "messages": [{"role": "user", "content": text}], **ask})
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", data=data and data.encode(), headers=headers)
     context = ssl.create_default_context()

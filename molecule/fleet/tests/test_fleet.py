@@ -4,7 +4,8 @@ HAProxy's own config check on what fleet.yml rendered from the real boxes, team 
 limits (429) end to end; from this host: a box's engine port is closed across the network, its
 proxy open; from side_effect's summaries: a driver upgrade rolled through every box under load
 lost no request (each streamed answer checked) and moved the Debian packages, the control
-without the drain lost some, and usage per team and model counted every request sent."""
+without the drain lost some, and usage per team and model counted every request sent and, in
+the roll, exactly the tokens the engines reported."""
 
 import json
 import os
@@ -80,3 +81,12 @@ def test_the_control_without_the_drain_loses_requests():
 def test_usage_per_team_and_model_counts_every_request_sent(unit):
     run = summary(unit)
     assert run["usage_added"] == run["sent"]
+
+
+def test_usage_counts_the_tokens_the_engines_reported():
+    # The roll lost nothing: every answer's tokens (llama-server's timings on its last event,
+    # read by the gateway's Lua filter as the stream passed) are in the usage, and only those.
+    run = summary("airig-load-roll")
+    assert run["completion_tokens"] > 0
+    assert (run["prompt_tokens_added"], run["completion_tokens_added"]) == (
+        run["prompt_tokens"], run["completion_tokens"])

@@ -1,10 +1,12 @@
 """The fleet gateway (issue 14): one OpenAI endpoint in front of two TEST DOUBLE boxes, team
 keys (401 without, wrong or revoked), a team's limit (429), routing by model, usage per team
-and model matching what was sent, HAProxy's own config check, and a box rolled out and back
-under load: 0 failed requests with the drain, failures without it (the control)."""
+and model (requests, tokens, cost) matching what was sent and answered and surviving reloads
+and restarts, HAProxy's own config check, and a box rolled out and back under load: 0 failed
+requests with the drain, failures without it (the control)."""
 
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
@@ -12,8 +14,45 @@ from gateway_client import call as call_port
 from gateway_client import team_key as key
 
 
-def call(host, key=None, model="airig-tiny", text="hello", path="/v1/chat/completions"):
-    return call_port(4443, key, model, text, path)
+def call(host, key=None, model="airig-tiny", text="hello", path="/v1/chat/completions", **ask):
+    return call_port(4443, key, model, text, path, **ask)
+
+
+SHOW_INFO = (
+    "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); "
+    "s.connect('/run/haproxy/admin.sock'); s.sendall(b'show info\\n'); print(s.makefile().read())\""
+)
+
+
+def usage(host):
+    """{(team, model): airig-gateway-usage's row}."""
+    rows = json.loads(host.check_output("airig-gateway-usage --json"))
+    return {(u["team"], u["model"]): u for u in rows}
+
+
+def usage_once_counted(host, team, model, requests):
+    """The usage once the meter holds `requests` for (team, model): it adds each request when
+    HAProxy logs it, as the request ends (10 s at most)."""
+    for _ in range(40):
+        rows = usage(host)
+        if rows.get((team, model), {}).get("requests", 0) >= requests:
+            return rows
+        time.sleep(0.25)
+    return rows
+
+
+def tokens_of(body):
+    """(prompt, completion) tokens an answer reported: its usage, or a stream's last usage or
+    llama.cpp timings."""
+    if not body.startswith("data: "):
+        u = json.loads(body)["usage"]
+        return u["prompt_tokens"], u["completion_tokens"]
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+    last = events[-1]
+    if "usage" in last:
+        return last["usage"]["prompt_tokens"], last["usage"]["completion_tokens"]
+    t = last["timings"]
+    return t["prompt_n"] + t["cache_n"], t["predicted_n"]
 
 
 def test_haproxy_accepts_its_configuration_and_holds_the_keys_privately(host):
@@ -61,17 +100,68 @@ def test_a_team_over_its_limit_gets_429_and_others_do_not(host):
 
 
 def test_usage_per_team_and_model_matches_what_was_sent(host):
-    usage = json.loads(host.check_output("airig-gateway-usage --json"))
-    got = {(u["team"], u["model"]): u["requests"] for u in usage}
-    assert got[("ops", "airig-tiny")] == 5  # the refused ones are not counted
-    loops = [json.loads(host.file(f"/tmp/airig-load-{k}.json").content_string) for k in ("drain", "nodrain")]
-    assert got[("research", "qwen3-8b")] == 4
+    loops = [
+        json.loads(host.file(f"/tmp/airig-load-{k}.json").content_string)
+        for k in ("drain", "nodrain")
+    ]
     # research's airig-tiny: the two load loops (every request, answered or not) and the
     # requests of the tests above (1 + 6 + 1, in this order of the module).
-    assert got[("research", "airig-tiny")] == sum(loop["sent"] for loop in loops) + 8
+    sent = sum(loop["sent"] for loop in loops) + 8
+    rows = usage_once_counted(host, "research", "airig-tiny", sent)
+    got = {k: u["requests"] for k, u in rows.items()}
+    assert got[("research", "airig-tiny")] == sent
+    assert got[("ops", "airig-tiny")] == 5  # the refused ones are not counted
+    assert got[("research", "qwen3-8b")] == 4
 
 
-def test_a_box_rolled_out_and_back_under_load_loses_nothing_with_the_drain(host):
+def test_tokens_and_cost_per_team_and_model_are_what_the_answers_reported(host):
+    research = key(host, "research")
+    before = usage(host)[("research", "qwen3-8b")]
+    asks = [{}, {}, {"stream": True, "stream_options": {"include_usage": True}}, {"stream": True}]
+    sent = []
+    for i, ask in enumerate(asks):
+        status, body = call(host, research, model="qwen3-8b", text=f"tokens {i} " * (i + 1), **ask)
+        assert status == 200, body
+        sent.append(tokens_of(body))
+    after = usage_once_counted(host, "research", "qwen3-8b", before["requests"] + 4)
+    row = after[("research", "qwen3-8b")]
+    assert row["requests"] == before["requests"] + 4
+    assert row["prompt_tokens"] - before["prompt_tokens"] == sum(p for p, _ in sent)
+    assert row["completion_tokens"] - before["completion_tokens"] == sum(c for _, c in sent)
+    assert row["uncounted"] == 0
+    # HAProxy sent every request's line to the meter (it drops one it cannot send at once)
+    info = host.check_output(SHOW_INFO).splitlines()
+    assert "DroppedLogs: 0" in info, [x for x in info if "Dropped" in x]
+    # converge priced qwen3-8b at 1.5 (input) and 6 (output) EUR per million tokens
+    assert row["cost"] == round((row["prompt_tokens"] * 1.5 + row["completion_tokens"] * 6) / 1e6, 6)
+    assert after[("research", "airig-tiny")]["cost"] is None  # no price, no cost
+    table = host.check_output("airig-gateway-usage")
+    assert "cost EUR" in table and max(len(line) for line in table.splitlines()) <= 80
+
+
+def test_a_local_user_cannot_add_usage(host):
+    socket = host.file("/run/airig-gateway-meter.sock")
+    assert (socket.user, socket.group, socket.mode) == ("root", "haproxy", 0o620)
+    forged = (
+        "import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+        "s.sendto(b' model_0/x team=ops model=airig-tiny prompt_tokens=1 completion_tokens=1', "
+        "'/run/airig-gateway-meter.sock')"
+    )
+    got = host.run(f"runuser -u nobody -- python3 -c {forged!r}")
+    assert got.rc != 0 and "PermissionError" in got.stderr
+    meter = host.check_output("systemctl show -p MainPID --value airig-gateway-meter")
+    assert host.check_output(f"ps -o user= -p {meter}") != "root"
+
+
+def test_usage_survives_reloads_and_restarts_of_haproxy_and_the_meter(host):
+    before = usage(host)
+    for command in ("reload haproxy", "restart haproxy", "restart airig-gateway-meter"):
+        assert host.run(f"systemctl {command}").rc == 0
+    assert usage(host) == before
+    assert call(host, key(host, "research"), text="after restarts")[0] == 200
+    n = before[("research", "airig-tiny")]["requests"] + 1
+    assert usage_once_counted(host, "research", "airig-tiny", n)[("research", "airig-tiny")]["requests"] == n
+
     run = json.loads(host.file("/tmp/airig-load-drain.json").content_string)
     assert run["sent"] == 400 and run["ok"] == 400, run["failed"][:5]
     assert run["boxes"] == ["box-a", "box-b"]  # box-a served before and after its roll

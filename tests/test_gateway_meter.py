@@ -1,0 +1,189 @@
+"""Issue 14: usage per team and model that survives the gateway's reloads and restarts. The
+real airig-gateway-meter (roles/gateway/files) receives HAProxy-shaped log lines on a real
+datagram socket and keeps them in SQLite; the real airig-gateway-usage reads that file with
+prices. HAProxy itself, its Lua filter and systemd's socket run in the gateway scenario; here
+the meter binds its own socket (--socket), as it does without systemd."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FILES = Path(__file__).resolve().parents[1] / "roles" / "gateway" / "files"
+METER, USAGE = FILES / "airig-gateway-meter", FILES / "airig-gateway-usage"
+HEAD = "10.0.0.5:40000 [01/Dec/2026:10:00:00.000] 200 812 43"
+
+
+def line(
+    backend: str = "model_0/box-a_llama_cpp",
+    team: str = "research",
+    model: str = "qwen3-8b",
+    prompt: str = "12",
+    completion: str = "30",
+) -> bytes:
+    return (
+        f"{HEAD} {backend} team={team} model={model} "
+        f"prompt_tokens={prompt} completion_tokens={completion}\n"
+    ).encode()
+
+
+class Meter:
+    def __init__(self, tmp: Path) -> None:
+        self.sock, self.db = tmp / "meter.sock", tmp / "usage.sqlite3"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.sock.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, METER, "--socket", self.sock, "--db", self.db]
+        )
+        for _ in range(100):
+            if self.sock.exists():
+                return
+            time.sleep(0.05)
+        raise AssertionError("the meter did not bind its socket")
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def send(self, *lines: bytes) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            for data in lines:
+                s.sendto(data, str(self.sock))
+
+
+def usage(db: Path, prices: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, USAGE, "--db", db, "--prices", prices, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def rows(db: Path, prices: Path, want: int) -> dict:
+    """{(team, model): row} once the meter holds `want` requests in all (5 s at most)."""
+    for _ in range(100):
+        got = json.loads(usage(db, prices, "--json").stdout) if db.exists() else []
+        if sum(r["requests"] for r in got) >= want:
+            break
+        time.sleep(0.05)
+    return {(r["team"], r["model"]): r for r in got}
+
+
+@pytest.fixture
+def meter(tmp_path: Path):
+    m = Meter(tmp_path)
+    m.start()
+    yield m
+    if m.proc and m.proc.poll() is None:
+        m.stop()
+
+
+@pytest.fixture
+def prices(tmp_path: Path) -> Path:
+    p = tmp_path / "prices.json"
+    p.write_text(
+        json.dumps({"currency": "EUR", "models": {"qwen3-8b": {"input": 2.0, "output": 8.0}}})
+    )
+    return p
+
+
+def test_routed_requests_and_their_tokens_are_added_per_team_and_model(meter, prices) -> None:
+    meter.send(
+        line(),
+        line(prompt="8", completion="2"),
+        line(team="ops", model="airig-tiny"),
+        line(prompt="-", completion="-"),
+    )
+    got = rows(meter.db, prices, 4)
+    assert got[("research", "qwen3-8b")] == {
+        "team": "research",
+        "model": "qwen3-8b",
+        "requests": 3,
+        "prompt_tokens": 20,
+        "completion_tokens": 32,
+        "uncounted": 1,
+        "cost": round((20 * 2.0 + 32 * 8.0) / 1e6, 6),
+    }
+    assert got[("ops", "airig-tiny")]["cost"] is None  # no price for it
+
+
+def test_refusals_and_lines_of_another_shape_add_nothing(meter, prices) -> None:
+    meter.send(
+        line(backend="openai/<NOSRV>", model="-", prompt="-", completion="-"),  # 401/429
+        line(backend="openai/<NOSRV>"),  # 404 model
+        line(team="-"),
+        line(model="qwen3-8b prompt_tokens=999999 completion_tokens=999999"),
+        line(team="Research Team"),
+        line(prompt="12 completion_tokens=1"),
+        b"\xff\xfe not a log line",
+        line(),  # the one that counts
+    )
+    rows(meter.db, prices, 1)
+    time.sleep(0.3)  # the lines were sent before the good one: had one counted, it is in by now
+    got = rows(meter.db, prices, 1)
+    assert list(got) == [("research", "qwen3-8b")]
+    assert (
+        got[("research", "qwen3-8b")]["requests"],
+        got[("research", "qwen3-8b")]["prompt_tokens"],
+    ) == (1, 12)
+
+
+def test_counts_survive_the_meter_restarting(meter, prices) -> None:
+    meter.send(line(), line())
+    assert rows(meter.db, prices, 2)[("research", "qwen3-8b")]["requests"] == 2
+    meter.stop()
+    meter.start()
+    meter.send(line())
+    assert rows(meter.db, prices, 3)[("research", "qwen3-8b")]["requests"] == 3
+
+
+def test_the_report_fits_a_terminal_and_filters_by_day(meter, prices) -> None:
+    meter.send(line(), line(team="support", model="airig-tiny", prompt="-", completion="-"))
+    rows(meter.db, prices, 2)
+    table = usage(meter.db, prices)
+    assert table.returncode == 0
+    head, *body = table.stdout.splitlines()
+    assert head.split() == [
+        "team",
+        "model",
+        "requests",
+        "prompt",
+        "tok",
+        "compl.",
+        "tok",
+        "no",
+        "count",
+        "cost",
+        "EUR",
+    ]
+    assert body[0].split() == ["research", "qwen3-8b", "1", "12", "30", "0", "0.0003"]
+    assert body[1].split() == ["support", "airig-tiny", "1", "0", "0", "1", "-"]
+    assert max(len(x) for x in table.stdout.splitlines()) <= 80
+    assert (
+        usage(meter.db, prices, "--until", "2000-01-01").stdout
+        == "no request counted yet in those days\n"
+    )
+
+
+def test_the_report_says_what_is_wrong_without_a_traceback(tmp_path: Path, prices: Path) -> None:
+    assert usage(tmp_path / "none.sqlite3", prices).stdout == "no request counted yet\n"
+    bad = usage(tmp_path / "none.sqlite3", prices, "--since", "yesterday")
+    assert bad.returncode == 2 and "'yesterday' is not a day (YYYY-MM-DD)" in bad.stderr
+    broken = tmp_path / "prices.json"
+    broken.write_text("{not json")
+    bad = usage(tmp_path / "none.sqlite3", broken)
+    assert (
+        bad.returncode == 2
+        and "cannot read the prices" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
