@@ -97,8 +97,8 @@ def test_apt_packages_follow_the_profile_and_the_settings():
 
 def test_a_gpu_profile_bundles_the_driver_matrix_packages_and_the_non_free_components():
     # Debian 12's own archive carries branch 535 only (src/airig/data/drivers.yml), which knows
-    # no Blackwell: an Ampere box. (Blackwell on Debian needs NVIDIA's CUDA repository, which
-    # airig bundle does not fetch yet.)
+    # no Blackwell: an Ampere box. (Blackwell on Debian needs NVIDIA's CUDA repository:
+    # tests/test_bundle_cuda.py.)
     gpus = {
         "count": 2,
         "model": "NVIDIA GeForce RTX 3090",

@@ -8,6 +8,9 @@ exactly as from a mirror):
   apt/<archive>/dists/.../Packages.xz       against debian-archive-keyring), and the .deb files
   apt/<archive>/pool/...                    the profile needs, resolved with apt for the target
                                             release (empty dpkg status: the whole closure)
+  apt/cuda/<distro>/x86_64/...              NVIDIA's CUDA repository (nvidia_driver_source:
+                                            cuda_repo): its key (checked by sha256), signed
+                                            InRelease, Packages and the driver's .deb files
   llama.cpp/<source tarball>                llama.cpp's source (llama_cpp_source_url)
   models/<file>                             GGUF weights of the profile's llama.cpp/Ollama models
   hermes-agent/<release>.tar.gz             Hermes Agent's release archive
@@ -234,25 +237,76 @@ def apt_wanted(
         if engine in profile.engines:
             want[engine] = APT_PACKAGES[engine]
     # site.yml's own switch: a box whose driver is someone else's gets none from the bundle.
-    if profile.gpus.count and cfg.get("airig_manage_driver", True) not in (False, "false", "no"):
-        from airig import matrix
-
-        version = TARGETS[release]["version"]
-        res = matrix.resolve(
-            f"debian-{version}",
-            str(cfg.get("nvidia_driver_source", "distro")),
-            str(cfg.get("nvidia_driver_branch", "580")),
-            open_modules=profile.open_kernel_modules,
-            flavour="amd64",
-            compute_capability=profile.gpus.compute_capability or "",
-        )
-        if res.source != "distro":
-            raise InputError(
-                "bundle: nvidia_driver_source cuda_repo is not bundled yet; bundle the Debian "
-                "archive's driver (nvidia_driver_source: distro)"
-            )
+    res = _driver(profile, cfg, release)
+    if res is not None:
         want["nvidia_driver"] = [*res.pre_packages, *res.packages, "linux-headers-amd64"]
     return want
+
+
+def _driver(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> Any:
+    """The driver matrix's answer for this profile on the target release (matrix.Resolved), or
+    None when the bundle carries no driver (no GPU, or site.yml's airig_manage_driver off)."""
+    if not profile.gpus.count or cfg.get("airig_manage_driver", True) in (False, "false", "no"):
+        return None
+    from airig import matrix
+
+    return matrix.resolve(
+        f"debian-{TARGETS[release]['version']}",
+        str(cfg.get("nvidia_driver_source", "distro")),
+        str(cfg.get("nvidia_driver_branch", "580")),
+        open_modules=profile.open_kernel_modules,
+        flavour="amd64",
+        compute_capability=profile.gpus.compute_capability or "",
+    )
+
+
+@dataclass(frozen=True)
+class CudaRepo:
+    """NVIDIA's CUDA apt repository for the target (nvidia_driver_source: cuda_repo): a flat
+    repository at <url>/<distro>/x86_64/, signed with the key the matrix names, which the
+    nvidia_driver role verifies by nvidia_driver_cuda_key_checksum (so does the bundle)."""
+
+    url: str  # nvidia_driver_cuda_repo_url: NVIDIA's, or a mirror of it
+    distro: str  # debian12
+    key_file: str  # 3bf863cc.pub
+    key_sha256: str
+    branch: int
+    pin: bool  # the role pins the branch with apt preferences (branches before 590)
+
+    @property
+    def repo(self) -> str:
+        return f"{self.url}/{self.distro}/x86_64"
+
+    @property
+    def bundle_dir(self) -> str:
+        return f"apt/cuda/{self.distro}/x86_64"
+
+
+def cuda_repo(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> CudaRepo | None:
+    """The CUDA repository this profile's driver comes from, or None (Debian's own driver)."""
+    res = _driver(profile, cfg, release)
+    if res is None or res.source != "cuda_repo":
+        return None
+    url = str(cfg.get("nvidia_driver_cuda_repo_url", "")).rstrip("/")
+    if not re.match(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z", url):
+        raise InputError(f"nvidia_driver_cuda_repo_url {url!r}: expected an http(s) URL")
+    checksum = str(cfg.get("nvidia_driver_cuda_key_checksum", ""))
+    if not re.match(r"sha256:[0-9a-f]{64}\Z", checksum):
+        raise InputError(
+            "bundle: nvidia_driver_source cuda_repo needs nvidia_driver_cuda_key_checksum "
+            "('sha256:<64 hex>' of NVIDIA's repository key), so the bundle trusts only that key"
+        )
+    return CudaRepo(
+        url, res.cuda_distro, res.key_file, checksum.split(":", 1)[1], res.branch, res.branch_pin
+    )
+
+
+def _branch_preferences(branch: int) -> str:
+    """apt preferences that keep the driver on its branch: the nvidia_driver role's own file
+    (templates/cuda-branch.pref.j2), so the bundle resolves what the box will install."""
+    text = (roles_dir() / "nvidia_driver/templates/cuda-branch.pref.j2").read_text()
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    return "\n".join(lines).replace("{{ nvidia_driver_branch }}", str(branch)) + "\n"
 
 
 def _components(wanted: dict[str, list[str]]) -> list[str]:
@@ -267,15 +321,28 @@ class Apt:
     """apt for the target release in a private directory: its own sources, lists and an empty
     dpkg status (so the whole dependency closure is listed), signatures checked by apt."""
 
-    def __init__(self, work: Path, release: str, components: list[str]) -> None:
+    def __init__(
+        self,
+        work: Path,
+        release: str,
+        components: list[str],
+        cuda: CudaRepo | None = None,
+        suites: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.root = work / f"apt-{release}"
         self.release = release
-        self.suites = [
-            (DEBIAN_URL, release),
-            (DEBIAN_URL, f"{release}-updates"),
-            (SECURITY_URL, f"{release}-security"),
-        ]
+        self.suites = (
+            [
+                (DEBIAN_URL, release),
+                (DEBIAN_URL, f"{release}-updates"),
+                (SECURITY_URL, f"{release}-security"),
+            ]
+            if suites is None
+            else suites
+        )
         self.components = components
+        self.cuda = cuda
+        self.cuda_key = self.root / "cuda-archive-keyring.asc"
         etc = self.root / "etc"
         dirs = ("etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d",
                 "state/lists/partial", "cache/archives/partial")  # fmt: skip
@@ -283,9 +350,16 @@ class Apt:
             (self.root / d).mkdir(parents=True, exist_ok=True)
         (self.root / "state/status").touch()
         comps = " ".join(components)
-        (etc / "sources.list").write_text(
-            "".join(f"deb [signed-by={KEYRING}] {u} {s} {comps}\n" for u, s in self.suites)
-        )
+        sources = "".join(f"deb [signed-by={KEYRING}] {u} {s} {comps}\n" for u, s in self.suites)
+        prefs = etc / "preferences.d/airig-nvidia-branch"
+        prefs.unlink(missing_ok=True)
+        if cuda is not None:
+            # The flat repository, trusted through its checked key only, the branch pinned as
+            # the role pins it.
+            sources += f"deb [signed-by={self.cuda_key}] {cuda.repo}/ /\n"
+            if cuda.pin:
+                prefs.write_text(_branch_preferences(cuda.branch))
+        (etc / "sources.list").write_text(sources)
         self.conf = self.root / "apt.conf"
         self.conf.write_text(
             f'Dir::Etc "{etc}";\nDir::Etc::Parts "{etc}/apt.conf.d";\n'
@@ -312,6 +386,17 @@ class Apt:
                 f"bundle: resolving Debian packages needs apt-get and {KEYRING} on this machine "
                 "(Debian or Ubuntu; apt install apt debian-archive-keyring)"
             )
+        if self.cuda is not None:
+            key_url = f"{self.cuda.repo}/{self.cuda.key_file}"
+            with _open(key_url) as resp:
+                key = resp.read()
+            digest = hashlib.sha256(key).hexdigest()
+            if digest != self.cuda.key_sha256:
+                raise BundleError(
+                    f"{key_url} has sha256 {digest}, not the {self.cuda.key_sha256} "
+                    "nvidia_driver_cuda_key_checksum names: not bundled, not trusted"
+                )
+            self.cuda_key.write_bytes(key)
         self._run("update", "-qq")
 
     def uris(self, packages: list[str]) -> list[tuple[str, str, int, str]]:
@@ -333,8 +418,7 @@ class Apt:
         items = []
         lists = self.root / "state/lists"
         for url, suite in self.suites:
-            host_path = url.split("://", 1)[1].replace("/", "_")
-            inrelease = lists / f"{host_path}_dists_{suite}_InRelease"
+            inrelease = lists / _apt_list_name(f"{url}/dists/{suite}/InRelease")
             if not inrelease.exists():
                 raise BundleError(f"apt did not fetch {url}/dists/{suite}/InRelease")
             text = inrelease.read_text(errors="replace")
@@ -363,7 +447,64 @@ class Apt:
                         digest,
                     )
                 )
+        if self.cuda is not None:
+            items += self._cuda_indices(self.cuda, lists)
         return items
+
+    def _cuda_indices(self, cuda: CudaRepo, lists: Path) -> list[Item]:
+        """The flat repository's key, InRelease (as apt checked it) and Packages index."""
+        inrelease = lists / _apt_list_name(f"{cuda.repo}/InRelease")
+        if not inrelease.exists():
+            raise BundleError(f"apt did not fetch {cuda.repo}/InRelease (a signed index)")
+        key = self.cuda_key.read_bytes()
+        items = [
+            Item(
+                f"{cuda.bundle_dir}/{cuda.key_file}",
+                f"{cuda.repo}/{cuda.key_file}",
+                "nvidia_driver",
+                len(key),
+                cuda.key_sha256,
+            ),
+            Item(
+                f"{cuda.bundle_dir}/InRelease",
+                f"{cuda.repo}/InRelease",
+                "apt",
+                inrelease.stat().st_size,
+                hashlib.sha256(inrelease.read_bytes()).hexdigest(),
+            ),
+        ]
+        sha = _release_sha256(inrelease.read_text(errors="replace"))
+        for name in ("Packages.xz", "Packages.gz", "Packages"):
+            if name in sha:
+                digest, size = sha[name]
+                items.append(
+                    Item(f"{cuda.bundle_dir}/{name}", f"{cuda.repo}/{name}", "apt", size, digest)
+                )
+                break
+        else:
+            raise BundleError(f"{cuda.repo}/InRelease lists no Packages index")
+        return items
+
+    def bundle_path(self, url: str) -> str:
+        """Where a package apt would fetch from ``url`` lies in the bundle."""
+        parts = urllib.parse.urlsplit(url)
+        if self.cuda is not None and url.startswith(self.cuda.repo + "/"):
+            rel = urllib.parse.unquote(url[len(self.cuda.repo) + 1 :])
+            while rel.startswith("./"):
+                rel = rel[2:]
+            return f"{self.cuda.bundle_dir}/{rel}"
+        archive = parts.path.strip("/").split("/")[0]
+        return f"apt/{archive}/{urllib.parse.unquote(parts.path.strip('/').split('/', 1)[1])}"
+
+
+def _apt_list_name(uri: str) -> str:
+    """The file name apt keeps a fetched index under (apt-pkg's URItoFileName: the URI without
+    its scheme, these characters %-quoted, then '/' as '_')."""
+    quoted = "".join(
+        f"%{ord(c):02x}" if c in '\\|{}[]<>"^~_=!@#$%&*' or not c.isprintable() else c
+        for c in uri.split("://", 1)[1]
+    )
+    return quoted.replace("/", "_")
 
 
 def _release_sha256(text: str) -> dict[str, tuple[str, int]]:
@@ -381,8 +522,10 @@ def _release_sha256(text: str) -> dict[str, tuple[str, int]]:
     return out
 
 
-def plan_apt(plan: Plan, wanted: dict[str, list[str]], work: Path) -> None:
-    apt = Apt(work, plan.target["release"], _components(wanted))
+def plan_apt(
+    plan: Plan, wanted: dict[str, list[str]], work: Path, cuda: CudaRepo | None = None
+) -> None:
+    apt = Apt(work, plan.target["release"], _components(wanted), cuda)
     apt.update()
     all_pkgs = sorted({p for pkgs in wanted.values() for p in pkgs})
     rows = apt.uris(all_pkgs)
@@ -390,11 +533,8 @@ def plan_apt(plan: Plan, wanted: dict[str, list[str]], work: Path) -> None:
     for item in apt.indices():
         plan.add(item)
     for url, name, size, digest in rows:
-        parts = urllib.parse.urlsplit(url)
-        archive = parts.path.strip("/").split("/")[0]
-        rel = urllib.parse.unquote(parts.path.strip("/").split("/", 1)[1])
         roles = ",".join(r for r, names in by_role.items() if name in names) or "apt"
-        plan.add(Item(f"apt/{archive}/{rel}", url, roles, size, digest))
+        plan.add(Item(apt.bundle_path(url), url, roles, size, digest))
     plan.apt = {
         "packages": wanted,
         "sources": [
@@ -402,6 +542,15 @@ def plan_apt(plan: Plan, wanted: dict[str, list[str]], work: Path) -> None:
             for u, s in apt.suites
         ],
     }
+    if cuda is not None:
+        # The bundle role trusts the key (checked here and by sha256 on the box) and adds the
+        # flat repository; the nvidia_driver role fetches the key from the bundle and pins.
+        plan.apt["cuda"] = {
+            "distro": cuda.distro,
+            "key": f"{cuda.bundle_dir}/{cuda.key_file}",
+            "branch": cuda.branch,
+        }
+        plan.provides["nvidia_driver_cuda_repo"] = {"path": "apt/cuda"}
 
 
 def _unpinned(what: str, allow: bool) -> None:
@@ -743,7 +892,7 @@ def make_plan(
     plan_engines(plan, profile, cfg, work)
     plan_models(plan, profile, allow, cfg)
     plan_agents(plan, profile, cfg, work)
-    plan_apt(plan, apt_wanted(profile, cfg, release), work)
+    plan_apt(plan, apt_wanted(profile, cfg, release), work, cuda_repo(profile, cfg, release))
     return plan
 
 
@@ -1029,6 +1178,8 @@ def provision_vars(
         return f"{base_url}/{rel}"
 
     out: dict[str, Any] = {}
+    if "nvidia_driver_cuda_repo" in prov:
+        out["nvidia_driver_cuda_repo_url"] = url(prov["nvidia_driver_cuda_repo"]["path"])
     if "llama_cpp_source" in prov:
         src = prov["llama_cpp_source"]
         out["llama_cpp_source_url"] = url(src["path"])

@@ -1,0 +1,208 @@
+"""Issue 15: a bundle for a box whose driver comes from NVIDIA's CUDA repository
+(nvidia_driver_source: cuda_repo, what every Blackwell reference build on Debian needs). NVIDIA's
+repository cannot be reached here, so a TEST DOUBLE of it stands in: a flat apt repository of
+stand-in packages named as NVIDIA's, its InRelease signed with a key made for the test, served
+over HTTP on loopback. The real code path runs on it: bundle.cuda_repo from the profile and the
+settings, the key checked by nvidia_driver_cuda_key_checksum, apt for the target release
+checking the signature and resolving with the branch pinned as the nvidia_driver role pins it,
+the bundle's paths, provision_vars and the bundle role's apt source. Debian's own suites are
+left out of these apt runs (suites=[]): the stand-ins depend on nothing of Debian's."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+from functools import partial
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from airig import bundle, profiles
+from airig.errors import InputError
+from tests.conftest import REPO
+from tests.mirror.build import RangeHandler, _standin_deb, _tar_gz
+
+BLACKWELL = {
+    "count": 2,
+    "model": "NVIDIA GeForce RTX 5090",
+    "memory_gib": 32,
+    "compute_capability": "12.0",
+}
+# Stand-ins named as NVIDIA's debian12 packages for branch 580 (nvidia-open-580 pulls the
+# kernel module); the module exists on two branches, so only the pin keeps it on 580.
+PACKAGES = [
+    ("nvidia-open-580", "580.95.05-1", "nvidia-kernel-open-dkms (>= 580)"),
+    ("nvidia-kernel-open-dkms", "580.95.05-1", ""),
+    ("nvidia-kernel-open-dkms", "595.45.04-1", ""),
+]
+
+
+def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    return subprocess.run(
+        ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+        input=data, env=env, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cuda_server(tmp_path_factory):
+    """(repo base URL, flat repo dir, key sha256): the TEST DOUBLE of NVIDIA's repository."""
+    root = tmp_path_factory.mktemp("cuda")
+    home = root / "gnupg"
+    home.mkdir(mode=0o700)
+    _gpg(home, "--quick-gen-key", "airig test CUDA repository <t@example.invalid>",
+         "ed25519", "sign", "never")  # fmt: skip
+    flat = root / "srv/repos/debian12/x86_64"
+    flat.mkdir(parents=True)
+    key = _gpg(home, "--armor", "--export")
+    (flat / "3bf863cc.pub").write_bytes(key)
+    paragraphs = []
+    for name, version, depends in PACKAGES:
+        control, deb = _standin_deb(
+            name, version, "TEST DOUBLE (airig)", _tar_gz([]), None, depends
+        )
+        path = flat / f"{name}_{version}_all.deb"
+        path.write_bytes(deb)
+        digest = hashlib.sha256(deb).hexdigest()
+        where = f"Filename: ./{path.name}\nSize: {len(deb)}\nSHA256: {digest}\n"
+        paragraphs.append(control.replace("Description:", where + "Description:"))
+    packages = "\n".join(paragraphs).encode()
+    (flat / "Packages").write_bytes(packages)
+    release = (
+        "Origin: TEST DOUBLE of NVIDIA's CUDA repository\nLabel: airig\nSuite: ./\nSHA256:\n"
+        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n"
+    ).encode()
+    (flat / "InRelease").write_bytes(_gpg(home, "--clearsign", data=release))
+    httpd = ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(RangeHandler, directory=str(root / "srv"))
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/repos", flat, hashlib.sha256(key).hexdigest()
+    httpd.shutdown()
+
+
+def _profile():
+    return profiles.from_data({
+        "name": "blackwell", "description": "t", "gpus": BLACKWELL,
+        "driver": {"min_branch": 580, "open_kernel_modules": True},
+        "engines": ["llama_cpp"], "agents": [], "models": [],
+    })  # fmt: skip
+
+
+def _cfg(url: str, key_sha256: str) -> dict:
+    return {
+        **bundle.settings(None),
+        "nvidia_driver_source": "cuda_repo",
+        "nvidia_driver_branch": "580",
+        "nvidia_driver_cuda_repo_url": url,
+        "nvidia_driver_cuda_key_checksum": f"sha256:{key_sha256}" if key_sha256 else "",
+    }
+
+
+def _plan(tmp_path, cfg):
+    plan = bundle.Plan("blackwell", {"release": "bookworm"})
+    cuda = bundle.cuda_repo(_profile(), cfg, "bookworm")
+    apt = bundle.Apt(tmp_path, "bookworm", ["main"], cuda, suites=[])
+    apt.update()
+    return plan, apt, cuda
+
+
+def test_the_cuda_repository_is_bundled_signed_pinned_and_where_the_role_looks(
+    cuda_server, tmp_path
+):
+    url, flat, key_sha256 = cuda_server
+    cfg = _cfg(url, key_sha256)
+    cuda = bundle.cuda_repo(_profile(), cfg, "bookworm")
+    assert cuda is not None and (cuda.distro, cuda.key_file, cuda.pin) == (
+        "debian12",
+        "3bf863cc.pub",
+        True,
+    )
+    assert bundle.apt_wanted(_profile(), cfg, "bookworm")["nvidia_driver"][0] == "nvidia-open-580"
+    apt = bundle.Apt(tmp_path, "bookworm", ["main"], cuda, suites=[])
+    apt.update()
+    rows = apt.uris(["nvidia-open-580"])
+    # The branch pin (the role's own preferences file) keeps the module on 580, not 595.
+    assert sorted(r[1] for r in rows) == [
+        "nvidia-kernel-open-dkms_580.95.05-1_all.deb",
+        "nvidia-open-580_580.95.05-1_all.deb",
+    ]
+    paths = {apt.bundle_path(r[0]) for r in rows}
+    assert paths == {
+        "apt/cuda/debian12/x86_64/nvidia-open-580_580.95.05-1_all.deb",
+        "apt/cuda/debian12/x86_64/nvidia-kernel-open-dkms_580.95.05-1_all.deb",
+    }
+    for r in rows:  # what apt would fetch is what the repository holds
+        assert r[3] == hashlib.sha256((flat / r[1]).read_bytes()).hexdigest()
+    index = {i.path: i for i in apt.indices()}
+    assert set(index) == {
+        "apt/cuda/debian12/x86_64/3bf863cc.pub",
+        "apt/cuda/debian12/x86_64/InRelease",
+        "apt/cuda/debian12/x86_64/Packages",
+    }
+    assert index["apt/cuda/debian12/x86_64/3bf863cc.pub"].sha256 == key_sha256
+    assert index["apt/cuda/debian12/x86_64/InRelease"].sha256 == hashlib.sha256(
+        (flat / "InRelease").read_bytes()).hexdigest()  # fmt: skip
+
+
+def test_without_the_pin_the_newer_branch_would_come(cuda_server, tmp_path):
+    """The control: the pin is what keeps the module on 580 (else the test could not fail)."""
+    url, _, key_sha256 = cuda_server
+    cuda = bundle.cuda_repo(_profile(), _cfg(url, key_sha256), "bookworm")
+    assert cuda is not None
+    unpinned = bundle.CudaRepo(cuda.url, cuda.distro, cuda.key_file, cuda.key_sha256, 580, False)
+    apt = bundle.Apt(tmp_path, "bookworm", ["main"], unpinned, suites=[])
+    apt.update()
+    assert "nvidia-kernel-open-dkms_595.45.04-1_all.deb" in {
+        r[1] for r in apt.uris(["nvidia-open-580"])}  # fmt: skip
+
+
+def test_a_key_that_is_not_the_pinned_one_is_neither_bundled_nor_trusted(cuda_server, tmp_path):
+    url, _, _ = cuda_server
+    with pytest.raises(bundle.BundleError, match=r"not the 0{64} nvidia_driver_cuda_key_checksum"):
+        _plan(tmp_path, _cfg(url, "0" * 64))
+
+
+def test_an_index_not_signed_by_that_key_is_refused(cuda_server, tmp_path):
+    url, flat, key_sha256 = cuda_server
+    signed = (flat / "InRelease").read_bytes()
+    try:
+        (flat / "InRelease").write_bytes(signed.replace(b"Label: airig", b"Label: evil!"))
+        with pytest.raises(bundle.BundleError, match="apt-get update"):
+            _plan(tmp_path, _cfg(url, key_sha256))
+    finally:
+        (flat / "InRelease").write_bytes(signed)
+
+
+def test_cuda_repo_settings_are_checked_before_anything_is_fetched():
+    with pytest.raises(InputError, match="needs nvidia_driver_cuda_key_checksum"):
+        bundle.cuda_repo(_profile(), _cfg("https://mirror.example/cuda", ""), "bookworm")
+    for bad in ("file:///etc", "https://mirror.example/cuda repos", "https://x/\nEvil: 1"):
+        with pytest.raises(InputError, match="nvidia_driver_cuda_repo_url"):
+            bundle.cuda_repo(_profile(), _cfg(bad, "a" * 64), "bookworm")
+
+
+def test_provisioning_from_the_bundle_points_the_driver_role_at_its_copy():
+    manifest = {
+        "files": {"apt/cuda/debian12/x86_64/3bf863cc.pub": {"sha256": "a" * 64}},
+        "provides": {"nvidia_driver_cuda_repo": {"path": "apt/cuda"}},
+    }
+    got = bundle.provision_vars(manifest, "http://127.0.0.1:8767", {"name": "t", "models": []})
+    # The role fetches <url>/debian12/x86_64/3bf863cc.pub (checked) and adds that flat source.
+    assert got["nvidia_driver_cuda_repo_url"] == "http://127.0.0.1:8767/apt/cuda"
+
+
+def test_the_bundle_roles_apt_source_for_the_cuda_repository():
+    template = (REPO / "roles/bundle/templates/apt-bundle.list.j2").read_text()
+    line = next(ln for ln in template.splitlines() if "apt/cuda" in ln)
+    assert line == (
+        "deb [signed-by=/usr/share/keyrings/airig-cuda-archive-keyring.asc check-valid-until=no]"
+        " {{ bundle__url }}/apt/cuda/{{ bundle__manifest.apt.cuda.distro }}/x86_64/ /"
+    )
+    # the key the bundle role trusts is where the nvidia_driver role puts and checks it
+    role = (REPO / "roles/nvidia_driver/tasks/repo_cuda.yml").read_text()
+    assert "dest: /usr/share/keyrings/airig-cuda-archive-keyring.asc" in role
