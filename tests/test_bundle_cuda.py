@@ -206,3 +206,33 @@ def test_the_bundle_roles_apt_source_for_the_cuda_repository():
     # the key the bundle role trusts is where the nvidia_driver role puts and checks it
     role = (REPO / "roles/nvidia_driver/tasks/repo_cuda.yml").read_text()
     assert "dest: /usr/share/keyrings/airig-cuda-archive-keyring.asc" in role
+
+
+def test_a_gpu_llama_cpp_build_bundles_the_cuda_toolkit_wheels_the_role_pins(tmp_path):
+    """llama_cpp_cuda_toolkit: pypi (the default): NVIDIA's wheels of the role's hashed
+    requirements, resolved by pip for the target (PyPI's metadata; nothing is downloaded)."""
+    plan = bundle.Plan("blackwell", {**bundle.TARGETS["bookworm"], "release": "bookworm"})
+    bundle.plan_engines(plan, _profile(), bundle.settings(None), tmp_path)
+    wheels = [i for i in plan.items if i.role == "llama_cpp" and i.path.endswith(".whl")]
+    req = (REPO / "roles/llama_cpp/files/requirements/cuda-toolkit-13.0.txt").read_text()
+    names = {w.path.split("/")[-1].split("-")[0] for w in wheels}
+    assert {"nvidia_cuda_nvcc", "nvidia_cuda_runtime", "nvidia_cublas", "nvidia_cuda_cccl"} <= names
+    for w in wheels:  # each wheel is one the role's requirements pin by hash
+        assert f"--hash=sha256:{w.sha256}" in req, w.path
+    assert plan.provides["llama_cpp_cuda_pip_index_url"] == {"path": "pypi/simple/"}
+    manifest = {
+        "files": {w.path: {"sha256": w.sha256} for w in wheels},
+        "provides": {"llama_cpp_cuda_pip_index_url": {"path": "pypi/"}},
+    }
+    got = bundle.provision_vars(manifest, "http://127.0.0.1:8767", {"name": "t", "models": []})
+    assert got["llama_cpp_cuda_pip_index_url"] == "http://127.0.0.1:8767/pypi/"
+
+
+def test_the_toolkit_from_the_cuda_repository_comes_with_it_or_is_refused():
+    cfg = {**_cfg("https://mirror.example/cuda", "a" * 64), "llama_cpp_cuda_toolkit": "cuda_repo"}
+    want = bundle.apt_wanted(_profile(), cfg, "bookworm")
+    assert {"cuda-nvcc-13-0", "libcublas-dev-13-0"} <= set(want["llama_cpp"])
+    # a driver that is already there (not airig's): no CUDA repository for the toolkit's
+    # packages to come from
+    with pytest.raises(InputError, match="llama_cpp_cuda_toolkit cuda_repo"):
+        bundle.apt_wanted(_profile(), {**cfg, "airig_manage_driver": False}, "bookworm")

@@ -14,7 +14,8 @@ exactly as from a mirror):
   llama.cpp/<source tarball>                llama.cpp's source (llama_cpp_source_url)
   models/<file>                             GGUF weights of the profile's llama.cpp/Ollama models
   hermes-agent/<release>.tar.gz             Hermes Agent's release archive
-  pypi/files/*.whl, pypi/simple/<name>/     Hermes' hashed requirements for the target Python
+  pypi/files/*.whl, pypi/simple/<name>/     hashed requirements for the target Python (Hermes,
+                                            vLLM, the CUDA toolkit of a GPU llama.cpp build)
   npm/<package>/-/<file>.tgz                Node, npm and OpenClaw's locked tree, as the registry
   ollama/<version>/<archive>                Ollama's release
   manifest.json                             every file: size, sha256, source URL, role
@@ -240,7 +241,27 @@ def apt_wanted(
     res = _driver(profile, cfg, release)
     if res is not None:
         want["nvidia_driver"] = [*res.pre_packages, *res.packages, "linux-headers-amd64"]
+    if _cuda_toolkit(profile, cfg) == "cuda_repo":
+        # NVIDIA's toolkit packages come from the CUDA repository the driver role adds.
+        if res is None or res.source != "cuda_repo":
+            raise InputError(
+                "bundle: llama_cpp_cuda_toolkit cuda_repo installs NVIDIA's apt packages from "
+                "the CUDA repository, which this box does not use: set nvidia_driver_source: "
+                "cuda_repo, or llama_cpp_cuda_toolkit: pypi"
+            )
+        want["llama_cpp"] = [
+            *want.get("llama_cpp", []),
+            *_role_yaml("llama_cpp", "vars/main.yml")["llama_cpp__cuda_repo_packages"],
+        ]
     return want
+
+
+def _cuda_toolkit(profile: profiles.Profile, cfg: dict[str, Any]) -> str:
+    """Where a GPU build of llama.cpp gets its CUDA toolkit (llama_cpp_cuda_toolkit), or ''
+    when this profile builds none."""
+    if "llama_cpp" not in profile.engines or not profile.gpus.count:
+        return ""
+    return str(cfg.get("llama_cpp_cuda_toolkit", "pypi"))
 
 
 def _driver(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> Any:
@@ -838,6 +859,14 @@ def plan_engines(plan: Plan, profile: profiles.Profile, cfg: dict[str, Any], wor
         name = urllib.parse.unquote(url.rsplit("/", 1)[1])
         plan.add(Item(f"llama.cpp/{name}", url, "llama_cpp", None, sha))
         plan.provides["llama_cpp_source"] = {"path": f"llama.cpp/{name}", "sha256": sha}
+    if _cuda_toolkit(profile, cfg) == "pypi":
+        # The CUDA toolkit a GPU build of llama.cpp compiles with: NVIDIA's wheels of the
+        # role's hashed requirements (llama_cpp_cuda_pip_index_url -> the bundle's index).
+        version = _role_yaml("llama_cpp", "vars/main.yml")["llama_cpp__cuda_version"]
+        req = roles_dir() / "llama_cpp/files/requirements" / f"cuda-toolkit-{version}.txt"
+        for item in pip_items(req, plan.target, work, role="llama_cpp"):
+            plan.add(item)
+        plan.provides["llama_cpp_cuda_pip_index_url"] = {"path": "pypi/simple/"}
     if "vllm" in profile.engines:
         name = f"{cfg['vllm_package']}-{cfg['vllm_version']}"
         py = plan.target["python"]
@@ -1192,7 +1221,7 @@ def provision_vars(
     if "hermes" in prov:
         out["agent_hermes_release_url"] = url(prov["hermes"]["path"]).rstrip("/")
         out["agent_hermes_sha256"] = prov["hermes"]["sha256"]
-    for key in ("agent_pip_index_url", "vllm_pip_index_url"):
+    for key in ("agent_pip_index_url", "vllm_pip_index_url", "llama_cpp_cuda_pip_index_url"):
         if key in prov:
             out[key] = url(prov[key]["path"])
     if "ollama" in prov:
