@@ -55,9 +55,8 @@ def test_the_bundles_apt_table_holds_every_package_the_roles_install_by_name():
     it (else a box without network would stop at that task)."""
     table = {p for pkgs in bundle.APT_PACKAGES.values() for p in pkgs}
     base = set(yaml.safe_load((REPO / "roles/base/defaults/main.yml").read_text())["base_packages"])
-    # Roles a bundle does not cover yet: the gateway (fleet), the CUDA toolkit's apt route, the
-    # dcgm-exporter from NVIDIA's repository (docs/airgap.md says so).
-    outside = {"gateway": {"haproxy", "procps"}, "observe": {"datacenter-gpu-manager-exporter"}}
+    # Roles a bundle does not cover yet: the gateway (fleet) (docs/airgap.md says so).
+    outside = {"gateway": {"haproxy", "procps"}}
     for role, names in _apt_task_names().items():
         missing = names - table - base - outside.get(role, set())
         assert not missing, f"{role} installs {missing}, which airig bundle does not fetch"

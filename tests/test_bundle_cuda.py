@@ -236,3 +236,15 @@ def test_the_toolkit_from_the_cuda_repository_comes_with_it_or_is_refused():
     # packages to come from
     with pytest.raises(InputError, match="llama_cpp_cuda_toolkit cuda_repo"):
         bundle.apt_wanted(_profile(), {**cfg, "airig_manage_driver": False}, "bookworm")
+
+
+def test_dcgm_exporter_comes_with_the_cuda_repository_the_observe_role_finds_it_in():
+    """The observe role installs dcgm-exporter wherever an apt source offers it; the bundled CUDA
+    repository's index does, so its package is bundled (else that install would fail offline)."""
+    cfg = _cfg("https://mirror.example/cuda", "a" * 64)
+    assert (
+        "datacenter-gpu-manager-exporter"
+        in bundle.apt_wanted(_profile(), cfg, "bookworm")["observe"]
+    )
+    off = bundle.apt_wanted(_profile(), {**cfg, "observe_dcgm_exporter": False}, "bookworm")
+    assert "datacenter-gpu-manager-exporter" not in off["observe"]

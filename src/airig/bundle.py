@@ -208,6 +208,8 @@ APT_PACKAGES: dict[str, list[str]] = {
     "observe": ["prometheus", "prometheus-node-exporter"],
     "observe_gpu": ["python3-prometheus-client", "python3-pynvml"],
     "observe_alerting": ["prometheus-alertmanager"],
+    # from NVIDIA's CUDA repository, when the bundle carries it
+    "observe_dcgm": ["datacenter-gpu-manager-exporter"],
     "agent": ["python3-venv", "python3-pip"],
     "vllm": ["python3-venv", "python3-pip"],
     "ollama": ["zstd"],
@@ -241,6 +243,11 @@ def apt_wanted(
     res = _driver(profile, cfg, release)
     if res is not None:
         want["nvidia_driver"] = [*res.pre_packages, *res.packages, "linux-headers-amd64"]
+        # The observe role installs dcgm-exporter wherever an apt source offers it, and the
+        # bundled CUDA repository's index does: its package must be in the bundle too.
+        dcgm = str(cfg.get("observe_dcgm_exporter", "auto")).lower()
+        if res.source == "cuda_repo" and "observe" in want and dcgm not in ("false", "no"):
+            want["observe"] += APT_PACKAGES["observe_dcgm"]
     if _cuda_toolkit(profile, cfg) == "cuda_repo":
         # NVIDIA's toolkit packages come from the CUDA repository the driver role adds.
         if res is None or res.source != "cuda_repo":
