@@ -432,3 +432,60 @@ def test_the_bundle_role_refuses_bad_settings(tmp_path, bad):
             timeout=300,
         )  # fmt: skip
         assert ok.returncode == 0, ok.stdout
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory):
+    """(GNUPGHOME with a secret key made for the test, its exported public key, another key)."""
+    from tests.test_bundle_cuda import _gpg
+
+    root = tmp_path_factory.mktemp("signer")
+    keys = []
+    for who in ("bundler", "stranger"):
+        home = root / who
+        home.mkdir(mode=0o700)
+        _gpg(home, "--quick-gen-key", f"airig {who} <{who}@example.invalid>", "ed25519", "sign",
+             "never")  # fmt: skip
+        pub = root / f"{who}.asc"
+        pub.write_bytes(_gpg(home, "--armor", "--export"))
+        keys.append((home, pub))
+    return keys
+
+
+def test_a_signed_bundle_is_checked_against_its_signers_key(made, signer, monkeypatch):
+    (home, pub), (_, stranger) = signer
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    assert bundle.sign(made, "bundler@example.invalid").name == "manifest.json.sha256.asc"
+    bundle.check_signature(made, pub)  # armored public key
+    binary = made.parent / "bundler.gpg"
+    subprocess.run(["gpg", "--batch", "--dearmor", "--output", str(binary), str(pub)], check=True)
+    bundle.check_signature(made, binary)
+    with pytest.raises(bundle.BundleError, match="not a good signature"):
+        bundle.check_signature(made, stranger)
+    runner = CliRunner()
+    good = runner.invoke(app, ["bundle", "verify", str(made), "--keyring", str(pub)])
+    assert good.exit_code == 0, good.output
+    bad = runner.invoke(app, ["bundle", "verify", str(made), "--keyring", str(stranger)])
+    assert bad.exit_code == 1 and "not a good signature" in " ".join(bad.output.split())
+    # a manifest changed and its hash recomputed: the signature no longer holds
+    stamp = made / "manifest.json.sha256"
+    text = (made / "manifest.json").read_text().replace('"profile": "t"', '"profile": "u"')
+    (made / "manifest.json").write_text(text)
+    stamp.write_text(hashlib.sha256(text.encode()).hexdigest() + "  manifest.json\n")
+    with pytest.raises(bundle.BundleError, match="not a good signature"):
+        bundle.check_signature(made, pub)
+
+
+def test_an_unsigned_bundle_or_a_bad_key_name_says_so(made, signer, tmp_path):
+    (_, pub), _ = signer
+    with pytest.raises(bundle.BundleError, match=r"has no signature .*airig bundle --sign KEY"):
+        bundle.check_signature(made, pub)
+    with pytest.raises(InputError, match="expected a gpg key id"):
+        bundle.sign(made, "--homedir=/tmp/evil")
+    not_a_key = tmp_path / "k.asc"
+    not_a_key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\nnonsense\n")
+    (made / "manifest.json.sha256.asc").write_text("x")
+    with pytest.raises(InputError, match="not an OpenPGP key"):
+        bundle.check_signature(made, not_a_key)
+    run = CliRunner().invoke(app, ["provision", "--bundle-keyring", str(pub)])
+    assert run.exit_code == 2 and "give --bundle DIR too" in " ".join(run.output.split())

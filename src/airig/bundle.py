@@ -20,6 +20,7 @@ exactly as from a mirror):
   ollama/<version>/<archive>                Ollama's release
   manifest.json                             every file: size, sha256, source URL, role
   manifest.json.sha256, SHA256SUMS          the manifest's hash; `sha256sum -c` on the box
+  manifest.json.sha256.asc                  with --sign KEY: gpg's detached signature of that hash
 
 Downloads resume (.part files with HTTP ranges); a file already there with its sha256 is not
 fetched again, so bundling twice downloads nothing.
@@ -1156,6 +1157,73 @@ def load_manifest(root: Path) -> dict[str, Any]:
         if not isinstance(rel, str) or not _PATH_RE.match(rel) or ".." in rel.split("/"):
             raise BundleError(f"{mf}: bad path {rel!r}")
     return data
+
+
+SIGNATURE = "manifest.json.sha256.asc"
+_GPG_KEY = re.compile(r"[A-Za-z0-9@._+<>=][A-Za-z0-9@._+<>= -]{0,199}\Z")
+
+
+def _tail(text: str) -> str:
+    return " ".join(text.split())[-400:]
+
+
+def sign(root: Path, key: str) -> Path:
+    """An OpenPGP detached signature (gpg, the secret key ``key``) of manifest.json.sha256,
+    which holds the manifest's sha256, whose entries hold every file's: one signature covers
+    the whole bundle."""
+    if not _GPG_KEY.match(key):
+        raise InputError(f"--sign {key!r}: expected a gpg key id, fingerprint or user id")
+    if shutil.which("gpg") is None:
+        raise InputError("--sign: needs gpg on this machine (apt install gnupg)")
+    load_manifest(root)  # the stamp must match the manifest before it is signed
+    out = root / SIGNATURE
+    proc = subprocess.run(
+        ["gpg", "--batch", "--yes", "--armor", "--local-user", key, "--output", str(out),
+         "--detach-sign", "--", str(root / "manifest.json.sha256")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        out.unlink(missing_ok=True)
+        raise BundleError(f"gpg could not sign with {key!r}: {_tail(proc.stderr)}")
+    return out
+
+
+def check_signature(root: Path, keyring: Path) -> None:
+    """The bundle's signature is good and made by a key in ``keyring`` (an exported public key
+    or keyring, armored or binary), checked with gpgv; BundleError otherwise."""
+    sig = root / SIGNATURE
+    if not sig.is_file():
+        raise BundleError(
+            f"{root} has no signature ({SIGNATURE}): "
+            "its maker signs it with airig bundle --sign KEY"
+        )
+    try:
+        keys = keyring.read_bytes()
+    except OSError as exc:
+        raise InputError(f"keyring {keyring}: {exc.strerror}") from None
+    if shutil.which("gpgv") is None:
+        raise InputError(
+            "checking a bundle's signature needs gpgv on this machine (apt install gpgv)"
+        )
+    with tempfile.TemporaryDirectory(prefix="airig-gpgv-") as tmp:
+        ring = Path(tmp, "keyring.gpg")
+        if keys.lstrip().startswith(b"-----BEGIN PGP"):
+            dearmor = subprocess.run(
+                ["gpg", "--batch", "--dearmor", "--output", str(ring)],
+                input=keys, capture_output=True,
+            )  # fmt: skip
+            if dearmor.returncode != 0:
+                raise InputError(f"keyring {keyring}: not an OpenPGP key")
+        else:
+            ring.write_bytes(keys)
+        proc = subprocess.run(
+            ["gpgv", "--keyring", str(ring), "--", str(sig), str(root / "manifest.json.sha256")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        raise BundleError(
+            f"{sig}: not a good signature by a key in {keyring} ({_tail(proc.stderr)})"
+        )
 
 
 def verify(root: Path, expect: str | None = None) -> tuple[dict[str, Any], list[str]]:

@@ -937,6 +937,14 @@ def provision_cmd(
             "the box, served on its loopback; nothing else is contacted.",
         ),
     ] = None,
+    bundle_keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle-keyring",
+            help="--bundle: its signer's public key (gpg --export); the bundle's signature must "
+            "be good before anything runs.",
+        ),
+    ] = None,
     accept_new_host_key: Annotated[
         bool,
         typer.Option(
@@ -959,6 +967,8 @@ def provision_cmd(
     from airig import provision
 
     with _user_errors():
+        if bundle_keyring is not None and bundle_dir is None:
+            raise InputError("--bundle-keyring checks a bundle's signature: give --bundle DIR too")
         tgt = provision.target(inventory, host, accept_new_host_key)
         provision.check_tags("--tags", tags)
         provision.check_tags("--skip-tags", skip_tags)
@@ -985,7 +995,7 @@ def provision_cmd(
         if allow_unpinned:
             extra["airig_allow_unpinned"] = True
         if bundle_dir is not None:
-            extra["airig_bundle_dir"] = _checked_bundle(bundle_dir, name)
+            extra["airig_bundle_dir"] = _checked_bundle(bundle_dir, name, bundle_keyring)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -1025,12 +1035,14 @@ def provision_cmd(
     raise typer.Exit(outcome.exit_code)
 
 
-def _checked_bundle(directory: Path, profile: str) -> str:
-    """The bundle's absolute path once every file matches its manifest, else an error naming
-    each file that does not."""
+def _checked_bundle(directory: Path, profile: str, keyring: Path | None = None) -> str:
+    """The bundle's absolute path once every file matches its manifest (and, with a keyring,
+    its signature is good), else an error naming each file that does not."""
     from airig import bundle
 
     try:
+        if keyring is not None:
+            bundle.check_signature(directory, keyring)
         data, problems = bundle.verify(directory)
     except bundle.BundleError as exc:
         raise InputError(f"--bundle {directory}: refused: {exc}") from None
@@ -1140,6 +1152,14 @@ def bundle_cmd(
             "--allow-unpinned", help="Bundle downloads the profile does not pin by sha256."
         ),
     ] = False,
+    sign: Annotated[
+        str,
+        typer.Option(
+            "--sign",
+            help="Sign the bundle with this gpg secret key (id, fingerprint or user id).",
+            show_default=False,
+        ),
+    ] = "",
     profiles_dir: ProfilesDir = None,
 ) -> None:
     """Collect what provisioning PROFILE downloads (Debian packages, llama.cpp, agents, weights)
@@ -1193,9 +1213,11 @@ def bundle_cmd(
                 )
 
         result = bundle.build(plan, output, show)
+        signed = f"; signed {bundle.sign(output, sign).name}" if sign else ""
         out.print(
             f"bundle {output}: {result.files} files, {_size(result.bytes)}, "
-            f"{result.downloaded} downloaded now; manifest sha256 {result.manifest_sha256}",
+            f"{result.downloaded} downloaded now; manifest sha256 {result.manifest_sha256}"
+            f"{signed}",
             highlight=False,
         )
 
@@ -1207,13 +1229,23 @@ def bundle_verify_cmd(
         str | None,
         typer.Option(help="The manifest sha256 printed when the bundle was made (checked too)."),
     ] = None,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(help="Its signer's public key (gpg --export): the signature must be good."),
+    ] = None,
 ) -> None:
-    """Re-check every file of a bundle against its manifest. Exit codes: 0 intact; 1 a file is
-    missing or changed (each is named); 2 not a bundle."""
+    """Re-check every file of a bundle against its manifest (and its signature, with
+    --keyring). Exit codes: 0 intact; 1 a file is missing or changed (each is named) or the
+    signature is not good; 2 not a bundle."""
     from airig import bundle
 
     with _user_errors():
         data, problems = bundle.verify(directory, expect)
+        if keyring is not None:
+            try:
+                bundle.check_signature(directory, keyring)
+            except bundle.BundleError as exc:
+                problems.insert(0, str(exc))
     for p in problems:
         err.print(Text("bad ", style="red") + Text(p), highlight=False)
     t = data["target"]
