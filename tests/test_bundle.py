@@ -55,10 +55,8 @@ def test_the_bundles_apt_table_holds_every_package_the_roles_install_by_name():
     it (else a box without network would stop at that task)."""
     table = {p for pkgs in bundle.APT_PACKAGES.values() for p in pkgs}
     base = set(yaml.safe_load((REPO / "roles/base/defaults/main.yml").read_text())["base_packages"])
-    # Roles a bundle does not cover yet: the gateway (fleet) (docs/airgap.md says so).
-    outside = {"gateway": {"haproxy", "procps"}}
     for role, names in _apt_task_names().items():
-        missing = names - table - base - outside.get(role, set())
+        missing = names - table - base
         assert not missing, f"{role} installs {missing}, which airig bundle does not fetch"
 
 
@@ -386,6 +384,22 @@ def test_an_inventory_of_several_profiles_asks_for_one_bundle_each(tmp_path):
     with pytest.raises(InputError, match=r"2 profiles \(home: a; team: b\)"):
         bundle.settings(inv)
     assert bundle.settings(inv, one_profile=True)["profile_name"] == "home"
+
+
+def test_a_fleet_inventory_bundles_its_gateways_packages_too(tmp_path):
+    """fleet.yml sets the gateway up from the boxes' bundle (bundle_gateway): HAProxy comes
+    with it when the inventory has a gateway group, and only then."""
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(
+        "all:\n  children:\n    boxes:\n      hosts:\n        a: {profile_name: home}\n"
+        "    gateway:\n      hosts:\n        gw: {}\n"
+    )
+    cfg = bundle.settings(inv)
+    assert cfg["airig_fleet_gateway"] is True
+    assert bundle.apt_wanted(_profile(), cfg, "bookworm")["gateway"] == ["haproxy", "procps"]
+    alone = tmp_path / "alone.yml"
+    alone.write_text("all:\n  hosts:\n    a: {profile_name: home}\n")
+    assert "gateway" not in bundle.apt_wanted(_profile(), bundle.settings(alone), "bookworm")
 
 
 @pytest.mark.parametrize(

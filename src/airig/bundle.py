@@ -184,6 +184,8 @@ def settings(inventory: Path | None, one_profile: bool = False) -> dict[str, Any
                 + "; ".join(f"{n or '(none)'}: {', '.join(hs[:3])}" for n, hs in names.items())
                 + "): make one bundle per profile with -p PROFILE"
             )
+    # The fleet's gateway provisions from the same bundle (fleet.yml): its packages come too.
+    out["airig_fleet_gateway"] = bool(gateway)
     hostvars = manager.get_vars(host=hosts[0])
     templar = Templar(loader=loader, variables=hostvars)
     for key in [
@@ -214,6 +216,8 @@ APT_PACKAGES: dict[str, list[str]] = {
     "agent": ["python3-venv", "python3-pip"],
     "vllm": ["python3-venv", "python3-pip"],
     "ollama": ["zstd"],
+    # the fleet's gateway (playbooks/fleet.yml), when the inventory has one
+    "gateway": ["haproxy", "procps"],
 }
 
 
@@ -240,6 +244,8 @@ def apt_wanted(
     for engine in ("vllm", "ollama"):
         if engine in profile.engines:
             want[engine] = APT_PACKAGES[engine]
+    if cfg.get("airig_fleet_gateway"):
+        want["gateway"] = APT_PACKAGES["gateway"]
     # site.yml's own switch: a box whose driver is someone else's gets none from the bundle.
     res = _driver(profile, cfg, release)
     if res is not None:

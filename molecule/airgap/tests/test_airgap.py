@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 
 from engine_checks import http  # noqa: E402
 
+# The box; the gateway beside it: test_airgap_gateway.py.
+testinfra_hosts = ["airig-molecule-airgap"]
 BIN = Path(sys.executable).parent
 PROFILE = os.environ.get("AIRIG_AIRGAP_PROFILE", "airgap-quick")
 BUNDLE = Path(f"/var/cache/airig/bundle-{PROFILE}")
