@@ -13,7 +13,11 @@ at once.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import resource
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from converge_speed import changed, molecule, playbook_seconds
+
+BOXES = ("airig-fleet-box-1", "airig-fleet-box-2", "airig-fleet-box-3")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the controller (this process's children: ansible-playbook,
+    its forks, the docker clients) and by each box container (its cgroup: cpuacct.usage on
+    cgroup v1, as this machine has, or cpu.stat's usage_usec on v2)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = {"controller": usage.ru_utime + usage.ru_stime}
+    for box in BOXES:
+        cid = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Id}}", box], capture_output=True, text=True
+        ).stdout.strip()
+        v1 = glob.glob(f"/sys/fs/cgroup/cpuacct/*/{cid}/cpuacct.usage") if cid else []
+        v2 = glob.glob(f"/sys/fs/cgroup/**/*{cid}*/cpu.stat", recursive=True) if cid else []
+        if v1:
+            out[box] = int(Path(v1[0]).read_text()) / 1e9
+        for line in Path(v2[0]).read_text().splitlines() if v2 and not v1 else []:
+            if line.startswith("usage_usec "):
+                out[box] = int(line.split()[1]) / 1e6
+    return out
 
 
 def read(path: str) -> dict[str, Any]:
@@ -34,10 +60,13 @@ def main() -> None:
         for step in ("create", "prepare"):
             molecule(step, "fleet")
         converge, _ = molecule("converge", "fleet")
-        reruns = {}
+        reruns, cpu = {}, {}
         for limit in ("airig-fleet-box-1", "boxes"):
+            before = cpu_seconds()
             _, log = molecule("converge", "fleet", "--limit", limit)
+            after = cpu_seconds()
             reruns[limit] = (playbook_seconds(log), sum(changed(log)))
+            cpu[limit] = {k: after[k] - before.get(k, 0.0) for k in after}
         _, log = molecule("idempotence", "fleet")  # fails the bench unless 0 changed
         reruns["all"] = (playbook_seconds(log), sum(changed(log)))
         molecule("side-effect", "fleet")
@@ -54,6 +83,17 @@ def main() -> None:
         print(f"re-run, {label:<18} {took or 0:6.1f} s  changed={n}")
     one, three = reruns["airig-fleet-box-1"][0] or 0, reruns["boxes"][0] or 0
     print(f"3 boxes / 1 box: {three / one:.2f} x" if one else "3 boxes / 1 box: ?")
+    # Where the re-run's time goes: every box here shares this machine's cores with the
+    # controller; on real boxes each has its own, and only the controller's share is common.
+    cores = os.cpu_count() or 1
+    for limit, label in (("airig-fleet-box-1", "1 box"), ("boxes", "3 boxes")):
+        c = cpu[limit]
+        boxes = sum(v for k, v in c.items() if k != "controller")
+        print(
+            f"re-run CPU, {label:<8} controller {c['controller']:6.1f} s, boxes {boxes:6.1f} s "
+            f"({', '.join(f'{k[-5:]} {v:.1f}' for k, v in c.items() if k != 'controller')}); "
+            f"on {cores} cores at least {(c['controller'] + boxes) / cores:.1f} s"
+        )
     print(f"{'run':<40} {'sent':>6} {'ok':>6} {'failed':>7} {'usage':>6}")
     runs = {
         "driver roll through 3 boxes, drained": roll,
