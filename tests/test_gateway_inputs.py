@@ -111,6 +111,7 @@ def test_certificate_paths_must_be_absolute_clean_and_paired(tmp_path: Path) -> 
         {"gateway_prices": {"qwen3-8b": {"input": 1, "output": 2, "extra": 3}}},
         {"gateway_currency": "EUR\n"},
         {"gateway_currency": "euro"},
+        {"gateway_count_tokens": "yes"},
     ],
 )
 def test_a_bad_price_or_currency_stops_the_play(tmp_path: Path, extra: dict) -> None:
@@ -121,7 +122,18 @@ def test_a_bad_price_or_currency_stops_the_play(tmp_path: Path, extra: dict) -> 
 
 def test_usage_goes_to_the_meter_and_no_peers_port_is_opened(tmp_path: Path) -> None:
     prices = {"qwen3-8b": {"input": 0.05, "output": 0.2}}
-    run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], gateway_prices=prices)
+    plain = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX])
+    assert plain.returncode == 0, plain.stdout[-3000:]
+    cfg = (tmp_path / "haproxy.cfg").read_text()
+    assert "lua" not in cfg  # tokens are counted only when asked for
+    assert "    log unix@/run/airig-gateway-meter.sock format raw local1 info\n" in cfg
+    run = render(
+        "gateway_render.yml",
+        tmp_path,
+        gateway_boxes=[BOX],
+        gateway_prices=prices,
+        gateway_count_tokens=True,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     cfg = (tmp_path / "haproxy.cfg").read_text()
     assert "lua-load /etc/haproxy/airig/airig_usage.lua\n" in cfg
