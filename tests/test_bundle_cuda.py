@@ -103,12 +103,10 @@ def _cfg(url: str, key_sha256: str) -> dict:
     }
 
 
-def _plan(tmp_path, cfg):
-    plan = bundle.Plan("blackwell", {"release": "bookworm"})
+def _update(tmp_path, cfg):
+    """apt update through the CUDA repository these settings name."""
     cuda = bundle.cuda_repo(_profile(), cfg, "bookworm")
-    apt = bundle.Apt(tmp_path, "bookworm", ["main"], cuda, suites=[])
-    apt.update()
-    return plan, apt, cuda
+    bundle.Apt(tmp_path, "bookworm", ["main"], cuda, suites=[]).update()
 
 
 def test_the_cuda_repository_is_bundled_signed_pinned_and_where_the_role_looks(
@@ -164,7 +162,7 @@ def test_without_the_pin_the_newer_branch_would_come(cuda_server, tmp_path):
 def test_a_key_that_is_not_the_pinned_one_is_neither_bundled_nor_trusted(cuda_server, tmp_path):
     url, _, _ = cuda_server
     with pytest.raises(bundle.BundleError, match=r"not the 0{64} nvidia_driver_cuda_key_checksum"):
-        _plan(tmp_path, _cfg(url, "0" * 64))
+        _update(tmp_path, _cfg(url, "0" * 64))
 
 
 def test_an_index_not_signed_by_that_key_is_refused(cuda_server, tmp_path):
@@ -173,7 +171,7 @@ def test_an_index_not_signed_by_that_key_is_refused(cuda_server, tmp_path):
     try:
         (flat / "InRelease").write_bytes(signed.replace(b"Label: airig", b"Label: evil!"))
         with pytest.raises(bundle.BundleError, match="apt-get update"):
-            _plan(tmp_path, _cfg(url, key_sha256))
+            _update(tmp_path, _cfg(url, key_sha256))
     finally:
         (flat / "InRelease").write_bytes(signed)
 

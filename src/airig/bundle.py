@@ -453,21 +453,9 @@ class Apt:
         items = []
         lists = self.root / "state/lists"
         for url, suite in self.suites:
-            inrelease = lists / _apt_list_name(f"{url}/dists/{suite}/InRelease")
-            if not inrelease.exists():
-                raise BundleError(f"apt did not fetch {url}/dists/{suite}/InRelease")
-            text = inrelease.read_text(errors="replace")
             archive = url.rsplit("/", 1)[1]
-            items.append(
-                Item(
-                    f"apt/{archive}/dists/{suite}/InRelease",
-                    f"{url}/dists/{suite}/InRelease",
-                    "apt",
-                    inrelease.stat().st_size,
-                    hashlib.sha256(inrelease.read_bytes()).hexdigest(),
-                )
-            )
-            sha = _release_sha256(text)
+            item, sha = _inrelease(lists, f"{url}/dists/{suite}", f"apt/{archive}/dists/{suite}")
+            items.append(item)
             for comp in self.components:
                 name = f"{comp}/binary-amd64/Packages.xz"
                 if name not in sha:
@@ -488,9 +476,7 @@ class Apt:
 
     def _cuda_indices(self, cuda: CudaRepo, lists: Path) -> list[Item]:
         """The flat repository's key, InRelease (as apt checked it) and Packages index."""
-        inrelease = lists / _apt_list_name(f"{cuda.repo}/InRelease")
-        if not inrelease.exists():
-            raise BundleError(f"apt did not fetch {cuda.repo}/InRelease (a signed index)")
+        release, sha = _inrelease(lists, cuda.repo, cuda.bundle_dir)
         key = self.cuda_key.read_bytes()
         items = [
             Item(
@@ -500,15 +486,8 @@ class Apt:
                 len(key),
                 cuda.key_sha256,
             ),
-            Item(
-                f"{cuda.bundle_dir}/InRelease",
-                f"{cuda.repo}/InRelease",
-                "apt",
-                inrelease.stat().st_size,
-                hashlib.sha256(inrelease.read_bytes()).hexdigest(),
-            ),
+            release,
         ]
-        sha = _release_sha256(inrelease.read_text(errors="replace"))
         for name in ("Packages.xz", "Packages.gz", "Packages"):
             if name in sha:
                 digest, size = sha[name]
@@ -530,6 +509,19 @@ class Apt:
             return f"{self.cuda.bundle_dir}/{rel}"
         archive = parts.path.strip("/").split("/")[0]
         return f"apt/{archive}/{urllib.parse.unquote(parts.path.strip('/').split('/', 1)[1])}"
+
+
+def _inrelease(lists: Path, url: str, path: str) -> tuple[Item, dict[str, tuple[str, int]]]:
+    """The InRelease apt fetched (and checked) from ``url`` as a bundle item under ``path``, and
+    the sha256 and size it lists for each index file."""
+    fetched = lists / _apt_list_name(f"{url}/InRelease")
+    if not fetched.exists():
+        raise BundleError(f"apt did not fetch {url}/InRelease")
+    data = fetched.read_bytes()
+    item = Item(
+        f"{path}/InRelease", f"{url}/InRelease", "apt", len(data), hashlib.sha256(data).hexdigest()
+    )
+    return item, _release_sha256(data.decode(errors="replace"))
 
 
 def _apt_list_name(uri: str) -> str:
