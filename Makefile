@@ -52,6 +52,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/converge_speed.py ollama airig-ollama.service
 	$(BIN)/python bench/converge_speed.py llama_cpp airig-llama-server@airig-tiny.service
 	$(BIN)/python bench/fleet_roll.py
+	$(BIN)/python bench/gateway_rolls.py 15
 	$(BIN)/python bench/fleet_scale.py
 	$(BIN)/python tests/mirror/build.py --serve > /dev/null
 	$(BIN)/python bench/bundle.py

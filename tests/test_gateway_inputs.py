@@ -122,21 +122,18 @@ def test_a_bad_price_or_currency_stops_the_play(tmp_path: Path, extra: dict) -> 
 
 def test_usage_goes_to_the_meter_and_no_peers_port_is_opened(tmp_path: Path) -> None:
     prices = {"qwen3-8b": {"input": 0.05, "output": 0.2}}
-    plain = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX])
-    assert plain.returncode == 0, plain.stdout[-3000:]
+    off = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], gateway_count_tokens=False)
+    assert off.returncode == 0, off.stdout[-3000:]
     cfg = (tmp_path / "haproxy.cfg").read_text()
-    assert "lua" not in cfg  # tokens are counted only when asked for
+    assert "lua" not in cfg  # requests only
     assert "    log unix@/run/airig-gateway-meter.sock format raw local1 info\n" in cfg
-    run = render(
-        "gateway_render.yml",
-        tmp_path,
-        gateway_boxes=[BOX],
-        gateway_prices=prices,
-        gateway_count_tokens=True,
-    )
+    run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], gateway_prices=prices)
     assert run.returncode == 0, run.stdout[-3000:]
     cfg = (tmp_path / "haproxy.cfg").read_text()
-    assert "lua-load /etc/haproxy/airig/airig_usage.lua\n" in cfg
+    # tokens are counted by default, with one Lua state per HAProxy thread (a shared lua-load
+    # state corrupted its stack under load in Debian's 2.6.12)
+    assert "    lua-load-per-thread /etc/haproxy/airig/airig_usage.lua\n" in cfg
+    assert "lua-load " not in cfg
     assert "    filter lua.airig_usage\n" in cfg
     assert "    log unix@/run/airig-gateway-meter.sock format raw local1 info\n" in cfg
     # the line's tail airig-gateway-meter parses

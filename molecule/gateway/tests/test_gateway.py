@@ -139,6 +139,15 @@ def test_tokens_and_cost_per_team_and_model_are_what_the_answers_reported(host):
     assert "cost EUR" in table and max(len(line) for line in table.splitlines()) <= 80
 
 
+def test_the_token_filter_never_failed(host):
+    # With lua-load (one Lua state for all of HAProxy's threads) Debian's 2.6.12 corrupted the
+    # filter's stack under the roll's load: "Lua filter 'airig_usage': attempt to index a number
+    # value", and that request hung until the server timeout. The rolls above ran with it on.
+    log = host.check_output("journalctl -u haproxy --no-pager -o cat")
+    threads = [x for x in host.check_output(SHOW_INFO).splitlines() if x.startswith("Nbthread")]
+    assert "Lua filter" not in log, (threads, [x for x in log.splitlines() if "Lua" in x][:5])
+
+
 def test_a_local_user_cannot_add_usage(host):
     socket = host.file("/run/airig-gateway-meter.sock")
     assert (socket.user, socket.group, socket.mode) == ("root", "haproxy", 0o620)
