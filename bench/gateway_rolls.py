@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,16 +35,6 @@ def inside(*command: str) -> str:
     return run.stdout
 
 
-def worker() -> str:
-    """The pid of the HAProxy process that answers the admin socket."""
-    show = "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock');"
-    show += " s.sendall(b'show info\\n'); print(s.makefile().read())"
-    run = subprocess.run(
-        ["docker", "exec", CONTAINER, "python3", "-c", show], capture_output=True, text=True
-    )
-    return next((x[5:] for x in run.stdout.splitlines() if x.startswith("Pid: ")), "")
-
-
 def main() -> None:
     rolls = sys.argv[1] if len(sys.argv) > 1 else "20"
     results = {}
@@ -55,16 +44,10 @@ def main() -> None:
             molecule(step, "gateway")
         subprocess.run(["docker", "cp", str(INSIDE), f"{CONTAINER}:/opt/standin/"], check=True)
         for mode in ("lua-load-per-thread", "lua-load"):
-            # the control swaps the directive in the role's rendered config, then reloads
+            # the control swaps the directive in the role's rendered config (roll_repeat.py
+            # reloads HAProxy before its rolls)
             inside("sed", "-i", rf"s/^\(\s*\)lua-load\S* /\1{mode} /", CFG)
             inside("haproxy", "-c", "-q", "-f", CFG)
-            before = worker()
-            inside("systemctl", "reload", "haproxy")
-            # the old process answers the admin socket until the new one has taken it over
-            for _ in range(100):
-                if worker() not in ("", before):
-                    break
-                time.sleep(0.1)
             loaded = [
                 x.strip()
                 for x in inside("cat", CFG).splitlines()
@@ -79,14 +62,14 @@ def main() -> None:
     threads = {r["threads"] for _, r in results.values()}
     print(f"{rolls} drained rolls of box-a under 400 requests each; HAProxy's threads: {threads}")
     head = ("filter loaded by", "sent", "ok", "open>8s", "drain >40 s", "Lua alerts")
-    print(f"{head[0]:<22} {head[1]:>6} {head[2]:>6} {head[3]:>6} {head[4]:>12} {head[5]:>11}")
+    print(f"{head[0]:<22} {head[1]:>6} {head[2]:>6} {head[3]:>7} {head[4]:>12} {head[5]:>11}")
     for mode, (loaded, r) in results.items():
         runs = r["rolls"]
         sent, ok = sum(x["sent"] for x in runs), sum(x["ok"] for x in runs)
         stuck = sum(len(x["stuck"]) for x in runs)
         timed_out = sum(x["drain_timed_out"] for x in runs)
         print(
-            f"{mode:<22} {sent:>6} {ok:>6} {stuck:>6} {timed_out:>12} {len(r['lua_errors']):>11}"
+            f"{mode:<22} {sent:>6} {ok:>6} {stuck:>7} {timed_out:>12} {len(r['lua_errors']):>11}"
             f"   ({'; '.join(loaded)})"
         )
         for line in sorted(set(r["lua_errors"]))[:3]:

@@ -4,7 +4,8 @@ it in and runs it): ROLLS times, load_loop.py's 400 checked requests through the
 box-a is drained at HAProxy's runtime API, its stand-in restarted, and box-a put back - what the
 scenario's side_effect does once. A request still open after 8 s (a stand-in answers in 0.2 s)
 is noted as stuck with HAProxy's `show sess` of it; a drain still waiting after 40 s shuts
-box-a's sessions so that the next roll can start. Prints one JSON summary.
+box-a's sessions so that the next roll can start. Reloads HAProxy first (the config as it is now)
+and waits for the new process. Prints one JSON summary.
 
 Usage: roll_repeat.py ROLLS"""
 
@@ -36,6 +37,26 @@ def admin(command: str) -> str:
         return b"".join(iter(lambda: s.recv(65536), b"")).decode()
 
 
+def info() -> dict[str, str]:
+    """HAProxy's `show info` of the process that answers the admin socket ({} while none does)."""
+    try:
+        return dict(x.split(": ", 1) for x in admin("show info").splitlines() if ": " in x)
+    except OSError:
+        return {}
+
+
+def reload() -> None:
+    """systemctl reload haproxy, then wait until the new process answers the admin socket: the
+    old one answers it for a moment after the reload returns."""
+    before = info().get("Pid")
+    subprocess.run(["systemctl", "reload", "haproxy"], check=True)
+    for _ in range(100):
+        if info().get("Pid") not in (None, before):
+            return
+        time.sleep(0.1)
+    sys.exit("the reloaded HAProxy did not take over the admin socket within 10 s")
+
+
 def set_box_a(state: str) -> None:
     for backend, server in BOX_A:
         said = admin(f"set server {backend}/{server} state {state}").strip()
@@ -58,7 +79,7 @@ def seconds(age: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", age))
 
 
-def watch(done: threading.Event, stuck: dict) -> None:
+def watch(done: threading.Event, stuck: dict[str, str]) -> None:
     while not done.wait(1):
         for line in admin("show sess").splitlines():
             found = re.match(r"(0x[0-9a-f]+): .* fe=openai .* age=(\S+)", line)
@@ -66,12 +87,12 @@ def watch(done: threading.Event, stuck: dict) -> None:
                 stuck[found.group(1)] = admin(f"show sess {found.group(1)}")
 
 
-def roll(n: int) -> dict:
+def roll(n: int) -> dict[str, object]:
     out = f"/tmp/airig-roll-repeat-{n}.json"
     if os.path.exists(out):
         os.remove(out)
     load = subprocess.Popen([*LOAD, out])
-    done, stuck = threading.Event(), {}
+    done, stuck = threading.Event(), dict[str, str]()
     watcher = threading.Thread(target=watch, args=(done, stuck), daemon=True)
     watcher.start()
     time.sleep(2)
@@ -112,6 +133,7 @@ def roll(n: int) -> dict:
 
 def main() -> None:
     since = time.strftime("%Y-%m-%d %H:%M:%S")
+    reload()
     rolls = [roll(n) for n in range(int(sys.argv[1]))]
     journal = subprocess.run(
         ["journalctl", "-u", "haproxy", "--since", since, "-o", "cat"],
@@ -120,8 +142,7 @@ def main() -> None:
     ).stdout
     # HAProxy's alerts (its stderr; the same line also goes to syslog without "[ALERT]")
     alerts = [line for line in journal.splitlines() if "[ALERT]" in line and "Lua" in line]
-    info = dict(x.split(": ", 1) for x in admin("show info").splitlines() if ": " in x)
-    print(json.dumps({"rolls": rolls, "lua_errors": alerts, "threads": info.get("Nbthread")}))
+    print(json.dumps({"rolls": rolls, "lua_errors": alerts, "threads": info().get("Nbthread")}))
 
 
 if __name__ == "__main__":
