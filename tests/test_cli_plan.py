@@ -34,6 +34,9 @@ KEYS = {
     "max_context_tokens",
     "max_concurrency",
     "reason",
+    "cpu_moe_layers",
+    "host_ram_need_gb",
+    "notes",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -144,10 +144,10 @@ def models_list(
     for col in ("model", "params (B)", "layers", "heads/kv", "head dim", "max context"):
         table.add_column(col)
     for m in catalog.models:
-        active = f" ({m.active_params_b:g} active)" if m.active_params_b else ""
+        active = f" ({m.active_params_b:.4g} active)" if m.active_params_b else ""
         table.add_row(
             m.name,
-            f"{m.params_b:g}{active}",
+            f"{m.params_b:.4g}{active}",
             str(m.layers),
             f"{m.heads}/{m.kv_heads}",
             str(m.head_dim),
@@ -201,7 +201,10 @@ def plan_cmd(
         int, typer.Option(help="Concurrent sequences (users) for the fit test and for max context.")
     ] = 1,
     kv_dtype: Annotated[
-        str, typer.Option(help="KV cache type: fp16, bf16, fp8, q8_0, q4_0.")
+        str,
+        typer.Option(
+            "--kv-dtype", "--kv-cache-dtype", help="KV cache type: fp16, bf16, fp8, q8_0, q4_0."
+        ),
     ] = "fp16",
     engine: Annotated[
         str | None,
@@ -256,6 +259,75 @@ def plan_cmd(
             show_default=False,
         ),
     ] = None,
+    hf_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--hf-config",
+            help="Plan a model from its own Hugging Face config.json (or a directory holding "
+            "one); its quantization_config is the format 'checkpoint'.",
+            show_default=False,
+        ),
+    ] = None,
+    gguf_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--gguf",
+            help="Plan a GGUF file from its own header and tensor table (format 'gguf').",
+            show_default=False,
+        ),
+    ] = None,
+    max_num_batched_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="vLLM --max-num-batched-tokens (airig's roles: 2048).", show_default=False
+        ),
+    ] = None,
+    max_num_seqs: Annotated[
+        int | None,
+        typer.Option(
+            help="vLLM --max-num-seqs (airig's roles: --concurrency).", show_default=False
+        ),
+    ] = None,
+    enforce_eager: Annotated[
+        bool, typer.Option("--enforce-eager", help="vLLM --enforce-eager: no CUDA graphs.")
+    ] = False,
+    tensor_parallel_size: Annotated[
+        int | None,
+        typer.Option(
+            "--tensor-parallel-size",
+            "-tp",
+            help="vLLM tensor parallel size (default: every GPU).",
+            show_default=False,
+        ),
+    ] = None,
+    pipeline_parallel_size: Annotated[
+        int, typer.Option("--pipeline-parallel-size", "-pp", help="vLLM pipeline stages.")
+    ] = 1,
+    data_parallel_size: Annotated[
+        int, typer.Option("--data-parallel-size", "-dp", help="vLLM data parallel replicas.")
+    ] = 1,
+    enable_expert_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--enable-expert-parallel", help="vLLM: spread experts over tensor x data parallel."
+        ),
+    ] = False,
+    vllm_version: Annotated[
+        str | None,
+        typer.Option(help="The vLLM release whose memory profile to assume (default: the role's)."),
+    ] = None,
+    n_cpu_moe: Annotated[
+        int | None,
+        typer.Option(
+            help="llama.cpp --n-cpu-moe: experts of the first N layers in system RAM (default: "
+            "none, or as few as fit when VRAM is short).",
+            show_default=False,
+        ),
+    ] = None,
+    ubatch_size: Annotated[
+        int | None,
+        typer.Option(help="llama.cpp --ubatch-size (default 512).", show_default=False),
+    ] = None,
     across_boxes: Annotated[
         int,
         typer.Option(
@@ -275,6 +347,7 @@ def plan_cmd(
     if inventory is not None:
         _plan_fleet(inventory, as_json)
         return
+    notes: list[str] = []
     with _user_errors():
         catalog = Catalog.default()
         if models_file:
@@ -284,6 +357,14 @@ def plan_cmd(
             custom = catalog.model_by_size(params)
             catalog = catalog.with_models([custom])
             chosen.append(custom)
+        own_quants: list[str] = []
+        for described in _described_models(hf_config, gguf_file):
+            catalog = catalog.with_models([described.model], described.quants)
+            chosen.append(described.model)
+            own_quants += [q.name for q in described.quants]
+            notes.extend(f"{described.model.name}: {n}" for n in described.notes)
+        if own_quants and not quant:
+            quant = own_quants
         dirs = tuple(profiles_dir or ())
         names = list(profile or profiles.REFERENCE_BUILDS)
         if any(n == "all" for n in names):
@@ -298,6 +379,16 @@ def plan_cmd(
             kv_dtype=kv_dtype,
             engine=engine,
             gpu_memory_utilization=gpu_memory_utilization,
+            max_num_batched_tokens=max_num_batched_tokens,
+            max_num_seqs=max_num_seqs,
+            enforce_eager=enforce_eager,
+            tensor_parallel=tensor_parallel_size,
+            pipeline_parallel=pipeline_parallel_size,
+            data_parallel=data_parallel_size,
+            expert_parallel=enable_expert_parallel,
+            vllm_version=vllm_version,
+            n_cpu_moe=n_cpu_moe,
+            ubatch=ubatch_size,
         )
         if across_boxes:
             _plan_across_boxes(request, catalog, across_boxes, as_json)
@@ -314,12 +405,28 @@ def plan_cmd(
             except OSError as exc:
                 raise InputError(f"--plot: cannot write {plot}: {exc.strerror}") from exc
     shown = [r for r in rows if r.fits] if fits_only else rows
+    if notes:
+        shown = [replace(r, notes=(*notes, *r.notes)) for r in shown]
     if as_json:
         typer.echo(json.dumps([_row_dict(r, measured) for r in shown], indent=2))
         return
+    for note in notes:
+        out.print(note, highlight=False, soft_wrap=True)
     _render_plan(shown, request, wide, measured)
     if plot:
         out.print(f"figure written to {plot}")
+
+
+def _described_models(hf_config: Path | None, gguf_file: Path | None) -> list[Any]:
+    """Models from --hf-config / --gguf, each with its own format and what was noticed."""
+    from airig.planner import described
+
+    found = []
+    if hf_config is not None:
+        found.append(described.from_hf_config(hf_config))
+    if gguf_file is not None:
+        found.append(described.from_gguf(gguf_file))
+    return found
 
 
 def _plan_across_boxes(request: Any, catalog: Any, max_boxes: int, as_json: bool) -> None:
@@ -865,6 +972,13 @@ def _render_plan(
         for r in prof_rows:
             table.add_row(*(cell(r) for _, _, cell in columns))
         console.print(table)
+        seen: set[str] = set()
+        for r in prof_rows:
+            for note in r.notes:
+                line = f"{r.model} {r.quant}: {note}" if not note.startswith(r.model) else ""
+                if line and line not in seen:
+                    seen.add(line)
+                    console.print(line, style="dim", highlight=False)
     if arch:
         console.print(
             f"GB = 10^9 bytes. Fit test: {request.context} tokens x "

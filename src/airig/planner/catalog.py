@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,28 @@ class ModelSpec:
     expert_params_b: float | None = None
     fp8_bf16_blocks: int | None = None
     rope_cache_positions: tuple[int, ...] | None = None
+    # Multi-head latent attention (DeepSeek V2/V3, Kimi K2): the cache holds one latent vector
+    # of kv_lora_rank + qk_rope_head_dim values per token and layer, for all heads together.
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int | None = None
+    # Hybrid linear attention (Qwen3-Next, Qwen3.5): the layers outside kv_layers keep a fixed
+    # state per sequence (convolution + recurrent state), whatever the context: bytes per
+    # sequence over all those layers, at the dtypes the checkpoint's config names.
+    linear_state_bytes: float = 0.0
+    # Layers whose FFN is a mixture of experts (default: every layer, for a MoE model).
+    moe_layers: int | None = None
+    # Active MLP width per token (routed experts x top-k + shared experts), where the config
+    # gives it; otherwise derived from active_params_b (memory.ffn_width).
+    ffn_active: int | None = None
+    # A vision or audio tower (in params_b; formats that keep embeddings 16-bit keep it too):
+    # parameters, and the shape vLLM's encoder profile runs through (width, FFN, layers, the
+    # patches one image is in the tower and the tokens it becomes in the language model).
+    vision_params_b: float = 0.0
+    vision_hidden: int = 0
+    vision_ffn: int = 0
+    vision_layers: int = 0
+    vision_patches: int = 0
+    vision_tokens: int = 0
     note: str = ""
     estimated_from: str | None = None
 
@@ -56,6 +78,14 @@ class ModelSpec:
     @property
     def attention_layers(self) -> int:
         return self.kv_layers if self.kv_layers is not None else self.layers
+
+    @property
+    def mla(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
+    def expert_layers(self) -> int:
+        return self.moe_layers if self.moe_layers is not None else self.layers
 
 
 @dataclass(frozen=True)
@@ -162,6 +192,30 @@ def _read_yaml(path: Path, key: str) -> list[Any]:
     return items
 
 
+CONFIGS_DIR = DATA_DIR / "configs"
+
+
+def config_models() -> list[ModelSpec]:
+    """The catalog entries built from published config.json files (data/configs/SOURCES.yml),
+    the same way `airig plan --hf-config` reads one."""
+    from airig.planner.described import from_hf_config
+
+    out = []
+    for entry in _read_yaml(CONFIGS_DIR / "SOURCES.yml", "configs"):
+        if entry.get("catalog", True) is False:
+            continue
+        model = from_hf_config(CONFIGS_DIR / entry["file"]).model
+        out.append(
+            replace(
+                model,
+                name=entry["name"],
+                display=entry.get("display", model.display),
+                note=f"from its config.json ({entry['source']})",
+            )
+        )
+    return out
+
+
 class Catalog:
     """Known models and formats. Lookup is case-insensitive; errors suggest the closest name."""
 
@@ -179,15 +233,17 @@ class Catalog:
             _quant_from_dict(e, "quants.yml")
             for e in _read_yaml(DATA_DIR / "quants.yml", "formats")
         ]
-        return cls(models, quants)
+        return cls([*models, *config_models()], quants)
 
     def with_model_file(self, path: Path) -> Catalog:
         """A new catalog with the models of a user file added (same format as models.yml)."""
         added = [_model_from_dict(e, str(path)) for e in _read_yaml(path, "models")]
         return Catalog([*self._models.values(), *added], list(self._quants.values()))
 
-    def with_models(self, models: list[ModelSpec]) -> Catalog:
-        return Catalog([*self._models.values(), *models], list(self._quants.values()))
+    def with_models(
+        self, models: list[ModelSpec], quants: list[QuantFormat] | tuple[QuantFormat, ...] = ()
+    ) -> Catalog:
+        return Catalog([*self._models.values(), *models], [*self._quants.values(), *quants])
 
     @property
     def models(self) -> list[ModelSpec]:

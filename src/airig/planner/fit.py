@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from airig.errors import CatalogError, InputError
 from airig.planner import memory as mem
@@ -29,6 +29,18 @@ class PlanRequest:
     kv_dtype: str = "fp16"
     engine: str | None = None
     gpu_memory_utilization: float = mem.VLLM_DEFAULT_GPU_MEMORY_UTILIZATION
+    # The engines' own flags (None: what airig's roles set). vLLM:
+    max_num_batched_tokens: int | None = None  # --max-num-batched-tokens (roles: 2048)
+    max_num_seqs: int | None = None  # --max-num-seqs (roles: the profile's concurrency)
+    enforce_eager: bool = False  # --enforce-eager: no CUDA graphs
+    tensor_parallel: int | None = None  # --tensor-parallel-size (roles: every GPU)
+    pipeline_parallel: int = 1  # --pipeline-parallel-size
+    data_parallel: int = 1  # --data-parallel-size
+    expert_parallel: bool = False  # --enable-expert-parallel
+    vllm_version: str | None = None  # roles: memory.VLLM_DEFAULT_VERSION
+    # llama.cpp:
+    n_cpu_moe: int | None = None  # --n-cpu-moe (None: 0, or as few as fit when VRAM is short)
+    ubatch: int | None = None  # --ubatch-size (llama-server's default 512)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -49,6 +61,21 @@ class PlanRequest:
                 f"--engine: unknown engine '{self.engine}'; allowed: {', '.join(mem.ENGINES)}"
             )
         mem.kv_element_bytes(self.kv_dtype)
+        counts = {
+            "--max-num-batched-tokens": self.max_num_batched_tokens,
+            "--max-num-seqs": self.max_num_seqs,
+            "--tensor-parallel-size": self.tensor_parallel,
+            "--pipeline-parallel-size": self.pipeline_parallel,
+            "--data-parallel-size": self.data_parallel,
+            "--ubatch-size": self.ubatch,
+        }
+        for flag, value in counts.items():
+            if value is not None and not 1 <= value <= 1 << 24:
+                raise InputError(f"{flag}: bad value {value}: expected a whole number >= 1")
+        if self.n_cpu_moe is not None and not 0 <= self.n_cpu_moe <= 4096:
+            raise InputError(f"--n-cpu-moe: bad value {self.n_cpu_moe}: expected 0 or more layers")
+        if self.vllm_version is not None:
+            mem.vllm_version_tuple(self.vllm_version)
         if not self.models or not self.profiles or not self.quants:
             raise InputError("nothing to plan: give at least one model, format and profile")
 
@@ -78,6 +105,13 @@ class PlanRow:
     max_context_tokens: int | None
     max_concurrency: int | None
     reason: str
+    # llama.cpp with --n-cpu-moe: layers whose experts stay in host memory, and the host memory
+    # the weights then need (None: everything on the GPUs, or another engine).
+    cpu_moe_layers: int | None = None
+    host_ram_need_gb: float | None = None
+    # What the plan assumed that a person should know (parallel layout, offload, a config's
+    # fields the planner does not use).
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -132,6 +166,8 @@ class _Split:
     overhead: float
     problem: str
     kv_copies: float = 1.0  # how many times the KV cache exists in total (replicated heads)
+    weight_copies: float = 1.0  # how many times the weights exist in total (data parallel)
+    notes: tuple[str, ...] = ()
 
 
 def _split(
@@ -153,6 +189,8 @@ def _split(
                 "host.ram_gb so the planner knows the box's memory"
             )
         capacity = profile.ram_gb * mem.GB
+    if engine == "vllm" and gpu:
+        return _vllm_split(model, quant, weights, profile, req, capacity)
     overhead = mem.overhead_bytes_per_device(
         engine,
         device_capacity=capacity,
@@ -163,24 +201,10 @@ def _split(
         model=model,
         max_num_seqs=req.concurrency,
     )
-    problem = ""
-    if not gpu and engine == "vllm":
-        problem = "vLLM needs a GPU"
-    if engine == "vllm" and devices > 1:
-        # vLLM tensor parallelism: attention heads split evenly; KV heads split or replicated.
-        if model.heads % devices:
-            problem = (
-                f"tensor parallel size {devices} does not divide {model.heads} attention heads"
-            )
-        elif model.kv_heads % devices and devices % model.kv_heads:
-            problem = f"tensor parallel size {devices} and {model.kv_heads} KV heads do not mix"
-        kv_share = max(1, model.kv_heads // devices) / model.kv_heads
-        return _Split(
-            devices, capacity, 1 / devices, kv_share, overhead, problem, kv_share * devices
-        )
+    problem = "vLLM needs a GPU" if engine == "vllm" else ""
     if engine == "llama_cpp" and gpu:
         # llama.cpp's own layer split; the token embedding in host memory (memory.py).
-        on_device = mem.llama_cpp_device_weights(model, quant, weights, devices)
+        on_device = mem.llama_cpp_device_weights(model, quant, weights, devices, req.n_cpu_moe or 0)
         counts = mem.llama_cpp_layer_split(model.layers, devices)
         return _Split(
             devices,
@@ -201,17 +225,93 @@ def _split(
     )
 
 
+def _vllm_split(
+    model: ModelSpec,
+    quant: QuantFormat,
+    weights: float,
+    profile: Profile,
+    req: PlanRequest,
+    capacity: float,
+) -> _Split:
+    """vLLM's layout: tensor parallel inside a replica (attention heads split, KV heads split
+    or replicated; MLA's one latent replicated on every GPU), pipeline stages by layers, data
+    parallel replicas each with its share of the users, and with expert parallelism the routed
+    experts spread over tensor x data parallel GPUs instead of split inside each replica."""
+    gpus = profile.gpus.count
+    pp, dp = req.pipeline_parallel, req.data_parallel
+    tp = req.tensor_parallel or max(1, gpus // (pp * dp))
+    used = tp * pp * dp
+    problems = []
+    if used > gpus:
+        problems.append(
+            f"tensor {tp} x pipeline {pp} x data parallel {dp} needs {used} GPUs; "
+            f"profile {profile.name} has {gpus}"
+        )
+    if model.heads % tp:
+        problems.append(f"tensor parallel size {tp} does not divide {model.heads} attention heads")
+    elif not model.mla and model.kv_heads % tp and tp % model.kv_heads:
+        problems.append(f"tensor parallel size {tp} and {model.kv_heads} KV heads do not mix")
+    if pp > model.layers:
+        problems.append(f"{pp} pipeline stages for {model.layers} layers")
+    head_share = 1.0 if model.mla else max(1, model.kv_heads // tp) / model.kv_heads
+    stage = mem.layer_share(model.layers, pp)
+    users = math.ceil(req.concurrency / dp) / req.concurrency
+    kv_share = head_share * stage * users
+    experts = 0.0
+    if model.expert_params_b:
+        experts = min(weights, mem.expert_bytes_per_layer(model, quant) * model.expert_layers)
+    ep = tp * dp if req.expert_parallel and experts else tp
+    device_weights = ((weights - experts) / tp + experts / ep) * stage
+    weight_share = device_weights / weights if weights else 0.0
+    overhead = mem.overhead_bytes_per_device(
+        "vllm",
+        device_capacity=capacity,
+        gpu=True,
+        sm_count=profile.gpus.sm_count,
+        devices=tp,
+        gpu_memory_utilization=req.gpu_memory_utilization,
+        model=model,
+        max_num_seqs=req.max_num_seqs or req.concurrency,
+        max_num_batched_tokens=req.max_num_batched_tokens or mem.VLLM_MAX_NUM_BATCHED_TOKENS,
+        cuda_graphs=mem.vllm_graphs_subtracted(req.vllm_version, req.enforce_eager),
+    )
+    notes = []
+    if used > 1:
+        layout = f"vLLM tensor parallel {tp}"
+        layout += f", pipeline parallel {pp}" if pp > 1 else ""
+        layout += f", data parallel {dp}" if dp > 1 else ""
+        layout += f", expert parallel over {ep} GPUs" if ep != tp else ""
+        notes.append(layout + (f" ({used} of {gpus} GPUs)" if used < gpus else ""))
+    if model.mla and tp > 1:
+        notes.append(f"MLA: each of the {tp} tensor parallel GPUs holds the whole latent cache")
+    return _Split(
+        used,
+        capacity,
+        weight_share,
+        kv_share,
+        overhead,
+        "; ".join(problems),
+        kv_share * used,
+        weight_share * used,
+        tuple(notes),
+    )
+
+
 def _max_context(
     model: ModelSpec, req: PlanRequest, split: _Split, avail: float, engine: str
 ) -> int:
-    """Longest context per sequence at ``req.concurrency`` that fits in ``avail`` bytes."""
+    """Longest context per sequence at ``req.concurrency`` that fits in ``avail`` bytes (after
+    each sequence's fixed linear-attention state)."""
+    avail -= model.linear_state_bytes * req.concurrency * split.kv_share
     if avail <= 0:
         return 0
     per_layer = mem.kv_bytes_per_token_layer(model, req.kv_dtype) * req.concurrency
     per_layer *= split.kv_share
     swa = model.sliding_window_layers if model.sliding_window else 0
     full = model.attention_layers - swa
-    window = mem.swa_cells(model, engine)
+    window = mem.swa_cells(model, engine, req.ubatch)
+    if full + swa == 0:
+        return model.max_context
     tokens = avail / (per_layer * (full + swa))
     if swa and tokens > window:
         if full == 0:
@@ -220,15 +320,67 @@ def _max_context(
     return min(model.max_context, math.floor(tokens))
 
 
+@dataclass(frozen=True)
+class _Need:
+    weights: float
+    split: _Split
+    kv: float
+    device: float  # the busiest device
+    cpu_moe_layers: int | None = None
+    host_ram: float | None = None
+
+
+def _need(
+    model: ModelSpec,
+    quant: QuantFormat,
+    engine: str,
+    profile: Profile,
+    req: PlanRequest,
+) -> _Need:
+    weights = mem.engine_weights_bytes(engine, model, quant)
+    split = _split(model, quant, weights, engine, profile, req)
+    kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency, engine, req.ubatch)
+    device = weights * split.weight_share + kv * split.kv_share + split.overhead
+    if engine != "llama_cpp" or not profile.gpus.count:
+        return _Need(weights, split, kv, device)
+    layers = req.n_cpu_moe
+    if layers is None:
+        if device <= split.device_capacity or not model.expert_params_b:
+            return _Need(weights, split, kv, device)
+        layers = _fewest_cpu_moe_layers(model, quant, engine, profile, req)
+        if layers is None:
+            return _Need(weights, split, kv, device)
+        split = _split(model, quant, weights, engine, profile, replace(req, n_cpu_moe=layers))
+        device = weights * split.weight_share + kv * split.kv_share + split.overhead
+    host = mem.llama_cpp_host_bytes(model, quant, layers)
+    return _Need(weights, split, kv, device, layers, host)
+
+
+def _fewest_cpu_moe_layers(
+    model: ModelSpec, quant: QuantFormat, engine: str, profile: Profile, req: PlanRequest
+) -> int | None:
+    """The smallest --n-cpu-moe that lets the busiest GPU fit, or None when no number does."""
+    weights = mem.engine_weights_bytes(engine, model, quant)
+    kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency, engine, req.ubatch)
+    for layers in range(1, model.layers + 1):
+        split = _split(model, quant, weights, engine, profile, replace(req, n_cpu_moe=layers))
+        if weights * split.weight_share + kv * split.kv_share + split.overhead <= (
+            split.device_capacity
+        ):
+            return layers
+    return None
+
+
 def _architecture(
     model: ModelSpec, quant: QuantFormat, profile: Profile, req: PlanRequest
 ) -> PlanRow:
     engine = req.engine or next(
         (e for e in quant.engines if e in profile.engines), quant.engines[0]
     )
-    weights = mem.engine_weights_bytes(engine, model, quant)
-    split = _split(model, quant, weights, engine, profile, req)
+    need = _need(model, quant, engine, profile, req)
+    weights, split, kv, need_device = need.weights, need.split, need.kv, need.device
     problems = [split.problem] if split.problem else []
+    notes = list(split.notes)
     if engine not in quant.engines:
         problems.append(f"{engine} does not load {quant.name}")
     if req.kv_dtype not in mem.KV_DTYPES_BY_ENGINE[engine]:
@@ -236,11 +388,12 @@ def _architecture(
     if req.context > model.max_context:
         problems.append(f"context {req.context} exceeds {model.name}'s {model.max_context}")
 
-    kv = mem.kv_cache_bytes(model, req.kv_dtype, req.context, req.concurrency, engine)
     n = split.devices
     kv_total = kv * split.kv_copies  # includes KV heads replicated by tensor parallelism
-    need_device = weights * split.weight_share + kv * split.kv_share + split.overhead
-    total = weights + kv_total + split.overhead * n
+    total = weights * split.weight_copies + kv_total + split.overhead * n
+    if need.cpu_moe_layers:  # the GPUs' total: the experts kept in host memory are not in it
+        total -= mem.llama_cpp_host_bytes(model, quant, need.cpu_moe_layers)
+        total += mem.llama_cpp_host_bytes(model, quant, 0)
     capacity = split.device_capacity * n
     if need_device > split.device_capacity:
         if total <= capacity:
@@ -250,14 +403,32 @@ def _architecture(
             )
         else:
             problems.append(f"needs {_gb(total):.1f} of {_gb(capacity):.1f} GB")
+    if need.cpu_moe_layers:
+        ram = (profile.ram_gb or 0.0) * mem.GB - mem.CPU_OS_RESERVE_GIB * mem.GIB
+        host = need.host_ram or 0.0
+        notes.append(
+            f"experts of {need.cpu_moe_layers} of {model.expert_layers} MoE layers in system "
+            f"RAM (llama.cpp --n-cpu-moe {need.cpu_moe_layers}): {_gb(host):.1f} GB of host "
+            "memory; token generation slows to what RAM bandwidth allows"
+        )
+        if profile.ram_gb is None:
+            problems.append(
+                f"experts in RAM need {_gb(host):.1f} GB of host memory: set host.ram_gb in "
+                f"profile {profile.name}"
+            )
+        elif host > ram:
+            problems.append(
+                f"experts in RAM need {_gb(host):.1f} GB of host memory; {profile.name} has "
+                f"{profile.ram_gb:g} GB less {mem.CPU_OS_RESERVE_GIB:g} GiB for the system"
+            )
     avail = split.device_capacity - weights * split.weight_share - split.overhead
     blocked = bool(split.problem) or engine not in quant.engines
-    per_seq_kv = kv / req.concurrency * split.kv_share  # KV grows linearly with sequences
+    per_seq = kv / req.concurrency * split.kv_share  # KV grows linearly with sequences
     if blocked or avail <= 0 or req.context > model.max_context:
         max_ctx, max_conc = 0, 0
     else:
         max_ctx = _max_context(model, req, split, avail, engine)
-        max_conc = math.floor(avail / per_seq_kv)
+        max_conc = math.floor(avail / per_seq) if per_seq > 0 else 0
     return PlanRow(
         model=model.name,
         quant=quant.name,
@@ -280,6 +451,9 @@ def _architecture(
         max_context_tokens=max_ctx,
         max_concurrency=max_conc,
         reason="; ".join(problems),
+        cpu_moe_layers=need.cpu_moe_layers,
+        host_ram_need_gb=None if need.host_ram is None else _gb(need.host_ram),
+        notes=tuple(notes),
     )
 
 

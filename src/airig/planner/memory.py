@@ -92,6 +92,20 @@ VLLM_TP_NON_TORCH_GIB = 1.7
 # CUDA graphs vLLM captures (default capture sizes up to 512): 0.14-0.71 GiB logged, 0.65-0.71
 # on one GPU for 4-8B models; we take the top.
 VLLM_CUDA_GRAPH_GIB = 0.71
+# The vLLM release airig's vllm role installs (roles/vllm/defaults/main.yml vllm_version; a test
+# keeps the two equal): what `airig plan` assumes unless --vllm-version says otherwise.
+VLLM_DEFAULT_VERSION = "0.33.0"
+# vLLM profiles CUDA graph memory before sizing the KV cache from this release on (earlier ones
+# captured graphs after, out of the KV cache's margin) - vllm pull request #20512's release.
+VLLM_GRAPHS_PROFILED_SINCE = (0, 21)
+# The multimodal encoder profile (vllm/v1/worker/gpu_model_runner.py profile_run): vLLM runs
+# the vision tower on as many dummy items as the encoder budget holds (max of
+# --max-num-batched-tokens and one item's tokens) and keeps their embeddings in the encoder
+# cache while the language model's dummy forward runs. Counted like the forward pass below:
+# per patch, 3 x the tower's FFN width and 8 x its width, 16-bit. Not yet compared with a
+# published run (tests/data has none with a vision tower): the term is the structure only.
+VLLM_ENCODER_FFN_TENSORS = 3
+VLLM_ENCODER_HIDDEN_TENSORS = 8
 # CPU-only boxes: what the OS and other processes keep. airig's own assumption (no published
 # calibration): 4 GiB.
 CPU_OS_RESERVE_GIB = 4.0
@@ -112,7 +126,7 @@ def weights_bytes(model: ModelSpec, quant: QuantFormat) -> float:
         mlp_fp8 = mlp * (model.layers - model.fp8_bf16_blocks) / model.layers
         return mlp_fp8 * quant.bpw / 8 + (total - mlp_fp8) * 2
     if quant.scope == "linear":
-        embed = min(model.embedding_params_b * 1e9, total)
+        embed = min((model.embedding_params_b + model.vision_params_b) * 1e9, total)
         return (total - embed) * quant.bpw / 8 + embed * 2
     if model.expert_params_b is None:
         raise CatalogError(
@@ -142,7 +156,13 @@ def engine_weights_bytes(engine: str, model: ModelSpec, quant: QuantFormat) -> f
 
 
 def kv_bytes_per_token_layer(model: ModelSpec, kv_dtype: str) -> float:
-    """K and V for one token in one attention layer: 2 x kv_heads x head_dim x bytes."""
+    """K and V for one token in one attention layer: 2 x kv_heads x head_dim x bytes. With
+    multi-head latent attention (DeepSeek-V2 paper, section 2.1.2: "only c_t^KV and k_t^R need
+    to be cached", (d_c + d_h^R) x l elements per token) one latent of kv_lora_rank +
+    qk_rope_head_dim values serves every head: DeepSeek-V3's 512 + 64 = 576 values, against
+    2 x 128 x 192 = 49152 for the same heads without MLA."""
+    if model.kv_lora_rank is not None:
+        return (model.kv_lora_rank + (model.qk_rope_head_dim or 0)) * kv_element_bytes(kv_dtype)
     return 2 * model.kv_heads * model.head_dim * kv_element_bytes(kv_dtype)
 
 
@@ -178,13 +198,16 @@ def kv_cache_bytes(
     """KV cache for ``sequences`` concurrent sequences of ``context`` tokens each.
 
     2 x layers x kv_heads x head_dim x bytes x context x sequences, where sliding-window layers
-    hold at most ``swa_cells`` tokens and layers without attention (hybrid models) none.
+    hold at most ``swa_cells`` tokens and layers without attention (hybrid models) none; those
+    keep ``linear_state_bytes`` per sequence instead (Gated DeltaNet's state does not grow with
+    the context, but every user has one).
     """
     per_layer = kv_bytes_per_token_layer(model, kv_dtype)
     swa_layers = model.sliding_window_layers if model.sliding_window else 0
     full_layers = model.attention_layers - swa_layers
     window = min(context, swa_cells(model, engine, ubatch) or context)
-    return per_layer * (full_layers * context + swa_layers * window) * sequences
+    tokens = per_layer * (full_layers * context + swa_layers * window)
+    return (tokens + model.linear_state_bytes) * sequences
 
 
 def cuda_context_bytes(sm_count: int | None) -> float:
@@ -203,6 +226,7 @@ def overhead_bytes_per_device(
     model: ModelSpec | None = None,
     max_num_seqs: int = 1,
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
+    cuda_graphs: bool = True,
 ) -> float:
     """Memory an engine needs on each device besides weights and KV cache. For vLLM: the share
     outside --gpu-memory-utilization of what torch sees, plus what its profiling subtracts."""
@@ -220,6 +244,7 @@ def overhead_bytes_per_device(
             devices=devices,
             max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens,
+            cuda_graphs=cuda_graphs,
         )
         seen = vllm_torch_total_bytes(device_capacity)
         return device_capacity - gpu_memory_utilization * seen + sum(terms.values())
@@ -237,19 +262,54 @@ def llama_cpp_layer_split(layers: int, devices: int) -> list[int]:
     return counts
 
 
+def expert_bytes_per_layer(model: ModelSpec, quant: QuantFormat) -> float:
+    """Bytes of one MoE layer's routed experts in ``quant`` (0 for a dense model)."""
+    if not model.expert_params_b:
+        return 0.0
+    bits = quant.bpw if quant.scope in ("all", "experts") else 16.0
+    return model.expert_params_b * 1e9 * bits / 8 / model.expert_layers
+
+
 def llama_cpp_device_weights(
-    model: ModelSpec, quant: QuantFormat, engine_weights: float, devices: int
+    model: ModelSpec,
+    quant: QuantFormat,
+    engine_weights: float,
+    devices: int,
+    cpu_moe_layers: int = 0,
 ) -> list[float]:
     """Weight bytes on each GPU for llama.cpp: the token embedding stays in host memory
     (llama.cpp's "CUDA_Host buffer": 510.47 MiB for Qwen1.5-72B Q3_K_M = 152064 x 8192 at Q3_K's
-    3.4375 bpw, xorbitsai/inference issue #1202), the output matrix sits with the last layers."""
+    3.4375 bpw, xorbitsai/inference issue #1202), the output matrix sits with the last layers.
+    With --n-cpu-moe N the routed experts of the first N layers stay in host memory too
+    (llama.cpp's common/arg.cpp: "keep all Mixture of Experts weights of the first N layers in
+    the CPU"); the first layers are the first GPU's."""
     bits = quant.bpw if quant.scope == "all" else 16.0
     matrix = model.vocab * model.hidden * bits / 8
     output = matrix  # its own tensor, or llama.cpp's duplicate of a tied embedding
     per_layer = max(engine_weights - matrix - (0 if model.tied_embeddings else output), 0.0)
     per_layer /= model.layers
     counts = llama_cpp_layer_split(model.layers, devices)
-    return [n * per_layer + (output if i == devices - 1 else 0.0) for i, n in enumerate(counts)]
+    experts = expert_bytes_per_layer(model, quant)
+    dense_first = model.layers - model.expert_layers  # DeepSeek/GLM: dense layers come first
+    out = []
+    first = 0
+    for i, n in enumerate(counts):
+        on_cpu = sum(
+            1
+            for layer in range(first, first + n)
+            if layer < cpu_moe_layers and layer >= dense_first
+        )
+        first += n
+        out.append(n * per_layer - on_cpu * experts + (output if i == devices - 1 else 0.0))
+    return out
+
+
+def llama_cpp_host_bytes(model: ModelSpec, quant: QuantFormat, cpu_moe_layers: int) -> float:
+    """Host memory llama.cpp holds for the weights: the token embedding and, with --n-cpu-moe,
+    the experts of those layers."""
+    bits = quant.bpw if quant.scope == "all" else 16.0
+    moe_on_cpu = max(0, min(cpu_moe_layers, model.layers) - (model.layers - model.expert_layers))
+    return model.vocab * model.hidden * bits / 8 + moe_on_cpu * expert_bytes_per_layer(model, quant)
 
 
 def layer_share(layers: int, devices: int) -> float:
@@ -272,6 +332,8 @@ def attention_params_per_layer(model: ModelSpec) -> float:
 def ffn_width(model: ModelSpec) -> float:
     """Active MLP width per token: the layer's MLP parameters (active ones for MoE) over
     3 x hidden (gate, up, down), after attention and embeddings are taken out."""
+    if model.ffn_active is not None:
+        return float(model.ffn_active)
     params = (model.active_params_b or model.params_b) * 1e9 - model.embedding_params_b * 1e9
     mlp = params / model.layers - attention_params_per_layer(model)
     return max(mlp, 0.0) / (3 * model.hidden)
@@ -288,6 +350,45 @@ def vllm_rope_cache_bytes(model: ModelSpec) -> float:
     return float(sum(positions) * model.head_dim * 2)
 
 
+def vllm_version_tuple(version: str) -> tuple[int, ...]:
+    """'0.33.0' -> (0, 33, 0); a bad value is an InputError naming the flag."""
+    parts = version.strip().lstrip("v").split(".")
+    if not 2 <= len(parts) <= 4 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+        raise InputError(
+            f"--vllm-version: bad value {version!r}: expected a release such as "
+            f"{VLLM_DEFAULT_VERSION}"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def vllm_graphs_subtracted(version: str | None, enforce_eager: bool) -> bool:
+    """Whether vLLM takes CUDA graph memory out before it sizes the KV cache: never with
+    --enforce-eager (no graphs are captured), and only from VLLM_GRAPHS_PROFILED_SINCE on."""
+    if enforce_eager:
+        return False
+    return vllm_version_tuple(version or VLLM_DEFAULT_VERSION) >= VLLM_GRAPHS_PROFILED_SINCE
+
+
+def vllm_encoder_bytes(model: ModelSpec, max_num_batched_tokens: int) -> float:
+    """The multimodal encoder's profile peak: the vision tower's forward over the dummy items
+    the encoder budget holds, plus their embeddings in the encoder cache (see the constants)."""
+    if not model.vision_layers or not model.vision_tokens:
+        return 0.0
+    budget = max(max_num_batched_tokens, model.vision_tokens)
+    items = max(1, budget // model.vision_tokens)
+    patches = items * (model.vision_patches or model.vision_tokens)
+    forward = (
+        patches
+        * 2
+        * (
+            VLLM_ENCODER_FFN_TENSORS * model.vision_ffn
+            + VLLM_ENCODER_HIDDEN_TENSORS * model.vision_hidden
+        )
+    )
+    cache = items * model.vision_tokens * model.hidden * 2
+    return float(forward + cache)
+
+
 def vllm_overhead_terms(
     model: ModelSpec,
     *,
@@ -295,10 +396,12 @@ def vllm_overhead_terms(
     max_num_seqs: int,
     max_num_batched_tokens: int = VLLM_MAX_NUM_BATCHED_TOKENS,
     sampler_warmup: bool = True,
+    cuda_graphs: bool = True,
 ) -> dict[str, float]:
     """Bytes vLLM's profiling subtracts per GPU besides the checkpoint's weights: activation
-    peak, non-torch memory, CUDA graphs (see the constants above for sources) and the RoPE
-    tables (which vLLM reports inside its weights figure)."""
+    peak (the forward pass, the sampler warm-up or the multimodal encoder, whichever is
+    largest), non-torch memory, CUDA graphs when this vLLM subtracts them (see the constants
+    above for sources) and the RoPE tables (which vLLM reports inside its weights figure)."""
     tokens = max_num_batched_tokens
     forward = (
         tokens
@@ -311,9 +414,10 @@ def vllm_overhead_terms(
     rows = min(max_num_seqs, tokens)
     sampler = VLLM_SAMPLER_LOGIT_COPIES * rows * model.vocab * 4 if sampler_warmup else 0.0
     non_torch = VLLM_NON_TORCH_GIB + (VLLM_TP_NON_TORCH_GIB if devices > 1 else 0.0)
+    encoder = vllm_encoder_bytes(model, tokens) / devices
     return {
-        "activation": max(forward, sampler),
+        "activation": max(forward, sampler, encoder),
         "non_torch": non_torch * GIB,
-        "cuda_graphs": VLLM_CUDA_GRAPH_GIB * GIB,
+        "cuda_graphs": VLLM_CUDA_GRAPH_GIB * GIB if cuda_graphs else 0.0,
         "rope_cache": vllm_rope_cache_bytes(model),
     }
