@@ -352,6 +352,8 @@ def _need(
             return _Need(weights, split, kv, device)
         split = _split(model, quant, weights, engine, profile, replace(req, n_cpu_moe=layers))
         device = weights * split.weight_share + kv * split.kv_share + split.overhead
+    if not layers or not model.expert_params_b:
+        return _Need(weights, split, kv, device)
     host = mem.llama_cpp_host_bytes(model, quant, layers)
     return _Need(weights, split, kv, device, layers, host)
 
