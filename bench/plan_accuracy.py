@@ -39,6 +39,10 @@ def main() -> None:
         cells = " ".join(cell(r, q) for q in ("weights", "activation", "non_torch", "kv"))
         print(f"{r.run[:20]:<20} {cells}  {r.set[:4]}")
     print()
+    for name in ("calibration", "holdout"):
+        runs = [run for run in accuracy.load_runs(args.data) if run["set"] == name]
+        sources = {run["source"] for run in runs}
+        print(f"{name}: {len(runs)} runs from {len(sources)} sources")
     print(f"{'quantity':<11} {'set':<12} {'points':>6} {'median':>8} {'worst':>8} {'worst +':>8}")
     for quantity in accuracy.QUANTITIES:
         for name in ("calibration", "holdout"):

@@ -383,6 +383,12 @@ def _architecture(
     weights, split, kv, need_device = need.weights, need.split, need.kv, need.device
     problems = [split.problem] if split.problem else []
     notes = list(split.notes)
+    if model.estimated_from:
+        notes.append(
+            f"an unknown {model.params_b:g}B model with the shape of {model.estimated_from} "
+            "(layers, heads, KV heads, head dim, vocabulary): plan it from its own config.json "
+            "with --hf-config for its real KV cache"
+        )
     if engine not in quant.engines:
         problems.append(f"{engine} does not load {quant.name}")
     if req.kv_dtype not in mem.KV_DTYPES_BY_ENGINE[engine]:
