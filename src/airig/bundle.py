@@ -157,26 +157,20 @@ def settings(inventory: Path | None, one_profile: bool = False) -> dict[str, Any
         out.update(_role_yaml(role, "defaults/main.yml"))
     if inventory is None:
         return out
-    if not inventory.exists():
-        raise InputError(f"-i/--inventory: {inventory} does not exist")
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    from ansible.vars.manager import VariableManager
+    from airig import inventory as inventories
 
-    loader = DataLoader()
-    inv = InventoryManager(loader=loader, sources=[str(inventory)])
-    gateway = {h.name for h in inv.get_hosts("gateway")} if "gateway" in inv.groups else set()
-    hosts = [h for h in inv.get_hosts() if h.name not in gateway]
+    inv = inventories.load(inventory, "-i/--inventory")
+    gateway = {h.name for h in inv.hosts("gateway")}
+    hosts = [h for h in inv.hosts() if h.name not in gateway]
     if not hosts:
         raise InputError(f"-i/--inventory: {inventory} names no box")
-    manager = VariableManager(loader=loader, inventory=inv)
     if not one_profile:
         # One bundle serves one profile: an inventory of several asks for one bundle each.
         names: dict[str, list[str]] = {}
         for h in hosts:
-            hv = manager.get_vars(host=h)
-            name = str(Templar(loader=loader, variables=hv).template(hv.get("profile_name", "")))
+            hv = inv.host_vars(h)
+            where = f"-i/--inventory: {h.name}: profile_name"
+            name = str(inventories.template(hv.get("profile_name", ""), hv, where))
             names.setdefault(name, []).append(h.name)
         if len(names) > 1:
             raise InputError(
@@ -186,8 +180,7 @@ def settings(inventory: Path | None, one_profile: bool = False) -> dict[str, Any
             )
     # The fleet's gateway provisions from the same bundle (fleet.yml): its packages come too.
     out["airig_fleet_gateway"] = bool(gateway)
-    hostvars = manager.get_vars(host=hosts[0])
-    templar = Templar(loader=loader, variables=hostvars)
+    hostvars = inv.host_vars(hosts[0])
     for key in [
         *out,
         "profile_name",
@@ -196,7 +189,8 @@ def settings(inventory: Path | None, one_profile: bool = False) -> dict[str, Any
         "airig_manage_driver",
     ]:
         if key in hostvars:
-            out[key] = templar.template(hostvars[key])
+            where = f"-i/--inventory: {hosts[0].name}: {key}"
+            out[key] = inventories.template(hostvars[key], hostvars, where)
     return out
 
 

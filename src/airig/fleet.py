@@ -43,38 +43,25 @@ class FleetModel:
 
 def inventory_boxes(path: Path) -> list[Box]:
     """The boxes of an Ansible inventory, each with its profile (profile_name, profile_dirs)
-    and the engines its proxy exposes (proxy_expose), variables templated as Ansible would."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    from ansible.vars.manager import VariableManager
+    and the engines its proxy exposes (proxy_expose); the inventory read as data
+    (airig.inventory: no scripts, no lookups on the controller)."""
+    from airig import inventory as inventories
 
-    if not path.exists():
-        raise InputError(f"--inventory: {path} does not exist")
-    loader = DataLoader()
-    try:
-        inventory = InventoryManager(loader=loader, sources=[str(path)])
-    except Exception as exc:  # Ansible's own errors carry the sentence
-        raise InputError(f"--inventory: {path}: {exc}") from exc
-    groups = inventory.groups
-    if "boxes" in groups:
-        hosts = groups["boxes"].get_hosts()
+    inv = inventories.load(path, "--inventory")
+    if inv.has("boxes"):
+        hosts = inv.hosts("boxes")
     else:
-        gateway = set(groups["gateway"].get_hosts()) if "gateway" in groups else set()
-        hosts = [h for h in inventory.get_hosts() if h not in gateway]
+        gateway = set(inv.hosts("gateway"))
+        hosts = [h for h in inv.hosts() if h not in gateway]
     if not hosts:
         raise InputError(f"--inventory: {path} names no box (group 'boxes', or any host)")
-    variables = VariableManager(loader=loader, inventory=inventory)
     out = []
     for host in sorted(hosts, key=lambda h: h.name):
-        hostvars = variables.get_vars(host=host)
-        templar = Templar(loader=loader, variables=hostvars)
-        try:
-            name = templar.template(hostvars.get("profile_name"))
-            dirs = templar.template(hostvars.get("profile_dirs") or [])
-            expose = templar.template(hostvars.get("proxy_expose") or {})
-        except Exception as exc:
-            raise InputError(f"--inventory: {host.name}: {exc}") from exc
+        hostvars = inv.host_vars(host)
+        where = f"--inventory: {host.name}"
+        name = inventories.template(hostvars.get("profile_name"), hostvars, where)
+        dirs = inventories.template(hostvars.get("profile_dirs") or [], hostvars, where)
+        expose = inventories.template(hostvars.get("proxy_expose") or {}, hostvars, where)
         if not isinstance(name, str) or not name:
             raise InputError(f"--inventory: {host.name} has no profile_name")
         if not isinstance(dirs, list) or not isinstance(expose, dict):

@@ -20,6 +20,7 @@ from typing import Any
 
 from airig import profiles
 from airig.errors import AirigError, InputError
+from airig.inventory import RUNNER_ENV
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 PLAYBOOK = "airig.rig.site"
@@ -103,8 +104,9 @@ def target(inventory: Path | None, host: str | None, accept_new_host_key: bool =
     if inventory is not None and host is not None:
         raise InputError("-i/--inventory and --host: give one of them, not both")
     if inventory is not None:
-        if not inventory.exists():
-            raise InputError(f"-i/--inventory: {inventory} does not exist")
+        from airig import inventory as inventories
+
+        inventories.load(inventory, "-i/--inventory")  # exists, is data, names a host
         return Target(str(inventory.resolve()), f"inventory {inventory}", False)
     if host is not None:
         m = HOST_RE.match(host)
@@ -258,6 +260,8 @@ def run(
         # ansible-runner turns host key checking off unless told; airig keeps it on
         # (`airig provision --accept-new-host-key` trusts a new box's key on first contact).
         "ANSIBLE_HOST_KEY_CHECKING": "True",
+        # Inventories are data: read by the YAML/INI/TOML plugins only, never run as scripts.
+        **RUNNER_ENV,
     }
 
     def handler(event: dict[str, Any]) -> bool:
