@@ -124,6 +124,29 @@ PROVISION_OPTIONS = {
     "host user with a leading dash": ("--host", "-oProxyCommand=x@box", "--host: bad value"),
     "extra var with a bad name": ("-e", "a b=1", "--extra-var: bad value 'a b=1'"),
 }
+# Issue 30 item 6: a binary or gzipped file where text or JSON is read gave a traceback.
+GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xcb\x48\xcd\xc9\xc9\x07\x00"
+BINARY_FILES = {
+    "check --log gzipped": (
+        lambda t: ["check", "--summary", write(t, "s.json", "{}"), "--log",
+                   "airig-vllm.service=" + write(t, "vllm.log.gz", GZIP)],
+        "is gzipped: give the file unpacked",
+    ),
+    "check --log binary": (
+        lambda t: ["check", "--summary", write(t, "s.json", "{}"), "--log",
+                   "airig-vllm.service=" + write(t, "vllm.log", b"\xff\xd8\xff\xe0 jpeg")],
+        "is not a UTF-8 text file",
+    ),
+    "check --summary gzipped": (
+        lambda t: ["check", "--summary", write(t, "summary.json.gz", GZIP)],
+        "--summary: ",
+    ),
+    "plan --calibration binary": (
+        lambda t: ["plan", "-p", "home", "--calibration", write(t, "c.json", b"\x00\x01\x02")],
+        "is a binary file",
+    ),
+}  # fmt: skip
+CASES.update(BINARY_FILES)
 for _case, (_option, _value, _message) in PROVISION_OPTIONS.items():
     CASES[_case] = (
         lambda t, o=_option, v=_value: ["provision", "-p", "cpu", "--check", o, v],

@@ -214,3 +214,29 @@ def test_inline_profile_data_is_validated_like_a_file() -> None:
     with pytest.raises(ProfileError, match=r"\(inline profile\): invalid profile"):
         profiles.from_data(data)
     assert profiles.from_data(mutated()).name == "mybox"
+
+
+def test_profiles_show_prints_the_profiles_own_text_unwrapped(runner: CliRunner) -> None:
+    """Issue 30 item 5: `airig profiles show home > my.yml` wrote YAML wrapped at 80 columns."""
+    result = runner.invoke(app, ["profiles", "show", "home"], env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    home = profiles.load("home")
+    assert yaml.safe_load(result.output) == home.raw
+    assert home.source is not None
+    assert result.output.endswith(home.source.read_text(encoding="utf-8"))
+
+
+def test_profiles_new_writes_a_valid_copy(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["profiles", "new", "lab", "--from", "home"])
+    assert result.exit_code == 0, result.output
+    copy = profiles.USER_DIR / "lab.yml"
+    lab = profiles.load("lab")
+    assert lab.source == copy and lab.name == "lab"
+    assert {k: v for k, v in lab.raw.items() if k != "name"} == {
+        k: v for k, v in profiles.load("home").raw.items() if k != "name"
+    }
+    again = runner.invoke(app, ["profiles", "new", "lab", "--from", "home"])
+    assert again.exit_code == 2 and "exists" in again.output
+    bad = runner.invoke(app, ["profiles", "new", "../etc/x", "--from", "home"])
+    assert bad.exit_code == 2 and "profile name" in bad.output
+    assert not (tmp_path / "etc").exists()

@@ -116,8 +116,49 @@ def profiles_show(
     if as_json:
         typer.echo(json.dumps(profile.raw, indent=2))
         return
-    out.print(f"# {profile.source}", style="dim", highlight=False)
-    out.print(yaml.safe_dump(profile.raw, sort_keys=False), highlight=False, end="")
+    # The profile's own text, never wrapped to the terminal: `show home > my.yml` is valid YAML.
+    typer.echo(f"# {profile.source}")
+    if profile.source is not None:
+        typer.echo(profile.source.read_text(encoding="utf-8"), nl=False)
+    else:
+        typer.echo(yaml.safe_dump(profile.raw, sort_keys=False), nl=False)
+
+
+@profiles_app.command("new")
+def profiles_new(
+    name: Annotated[str, typer.Argument(help="The new profile's name (a-z, 0-9, - and _).")],
+    from_profile: Annotated[
+        str, typer.Option("--from", help="The profile to copy (name or file).")
+    ] = "home",
+    profiles_dir: ProfilesDir = None,
+) -> None:
+    """Write a copy of a profile as NAME in your profiles directory, to edit (an example:
+    airig profiles new lab --from home)."""
+    import re
+
+    with _user_errors():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+            raise InputError(
+                f"profile name {name!r}: use lower-case letters, digits, '-' and '_' "
+                "(starting with a letter or digit)"
+            )
+        dirs = tuple(profiles_dir or ())
+        source = profiles.load(from_profile, dirs)
+        target_dir = dirs[0] if dirs else profiles.USER_DIR.expanduser()
+        target = target_dir / f"{name}.yml"
+        if target.exists():
+            raise InputError(f"{target} exists: remove it first or pick another name")
+        if source.source is None:
+            raise InputError(f"profile {from_profile} has no file to copy")
+        lines = source.source.read_text(encoding="utf-8").splitlines(keepends=True)
+        pattern = re.compile(rf"^name:\s*{re.escape(source.name)}\s*$")
+        copied = [f"name: {name}\n" if pattern.match(line) else line for line in lines]
+        if copied == lines:
+            raise InputError(f"{source.source}: no top-level 'name: {source.name}' line to change")
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(copied), encoding="utf-8")
+        profiles.load(str(target), dirs)  # the copy validates as a profile
+    out.print(f"wrote {target} (a copy of {source.name}); edit it, then: airig plan -p {name}")
 
 
 @app.command("models")
@@ -803,9 +844,21 @@ def _read_json(path: Path, option: str) -> object:
 
 def _read_text(path: Path, option: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{option}: cannot read {path}: {exc.strerror}") from None
+    if data[:2] == b"\x1f\x8b":
+        raise InputError(f"{option}: {path} is gzipped: give the file unpacked (gunzip -k {path})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{option}: {path} is not a UTF-8 text file "
+            f"(byte {exc.start} is 0x{data[exc.start]:02x})"
+        ) from None
+    if "\x00" in text:
+        raise InputError(f"{option}: {path} is a binary file (it holds NUL bytes), not text")
+    return text
 
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
