@@ -125,6 +125,15 @@ def test_refusals_and_lines_of_another_shape_add_nothing(meter, prices) -> None:
         line(model="qwen3-8b prompt_tokens=999999 completion_tokens=999999"),
         line(team="Research Team"),
         line(prompt="12 completion_tokens=1"),
+        # issue 29 item 2: a refused request whose model (the client's text) carries the tail
+        # of a routed one for another team, and the same with a newline
+        line(
+            backend="openai/<NOSRV>",
+            model="x model_0/box-a_llama_cpp team=ops model=airig-tiny prompt_tokens=1"
+            " completion_tokens=1",
+        ),
+        line(backend="openai/<NOSRV>", model="x\n" + line(team="ops").decode().strip()),
+        b"junk " + line(team="ops"),
         b"\xff\xfe not a log line",
         line(),  # the one that counts
     )

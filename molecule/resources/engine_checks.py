@@ -48,9 +48,11 @@ def check_loopback_only(host, port):
     assert bound and all(b.startswith(("127.0.0.1:", "[::1]:")) for b in bound), bound
 
 
-def http(host, url, key=None, body=None):
-    """(status, body) of a request made inside the box with curl."""
-    cmd = "curl -sk -o /tmp/resp -w '%{http_code}' --max-time 120"
+def http(host, url, key=None, body=None, method=None):
+    """(status, body) of a request made inside the box with curl (the path sent as given)."""
+    cmd = "curl -sk --path-as-is -o /tmp/resp -w '%{http_code}' --max-time 120"
+    if method is not None:
+        cmd += f" -X {method}"
     if key is not None:
         cmd += f" -H 'Authorization: Bearer {key}'"
     if body is not None:

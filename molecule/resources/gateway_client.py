@@ -25,5 +25,21 @@ def call(port, key=None, model="airig-tiny", text="hello", path="/v1/chat/comple
         return err.code, err.read().decode()
 
 
+def send(port, key, method, path, body=None):
+    """(status, body) of any method and path with a JSON body, as a client may send them."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"https://127.0.0.1:{port}{path}", data=data, headers=headers, method=method
+    )
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def team_key(host, team):
     return host.file(f"/srv/airig/keys/team-{team}.key").content_string.strip()

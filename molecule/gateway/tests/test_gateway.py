@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from gateway_client import call as call_port
+from gateway_client import send
 from gateway_client import team_key as key
 
 
@@ -92,6 +93,51 @@ def test_models_are_listed_and_routed_to_the_boxes_that_serve_them(host):
     assert status == 404 and "no box serves this model" in body
 
 
+# An engine's routes beyond inference (Ollama's model management, llama.cpp's slots, props and
+# adapters), a wrong method, and paths that only look like an allowed one.
+FORBIDDEN = [
+    ("POST", "/api/create"),
+    ("POST", "/api/copy"),
+    ("POST", "/api/push"),
+    ("POST", "/api/pull"),
+    ("DELETE", "/api/delete"),
+    ("POST", "/slots/0?action=erase"),
+    ("GET", "/slots"),
+    ("POST", "/props"),
+    ("POST", "/lora-adapters"),
+    ("GET", "/health"),
+    ("GET", "/v1/chat/completions"),
+    ("POST", "/v1/models"),
+    ("POST", "//v1/chat/completions"),
+    ("POST", "/v1/chat/completions/../../api/create"),
+    ("POST", "/v1/chat%2Fcompletions"),
+]
+
+
+def test_a_team_key_reaches_only_the_inference_routes(host):
+    """Issue 29 item 1: a team key on any other method or path gets 403 at the gateway, before
+    a box is asked (the stand-in boxes answer every POST, so a 200 would mean it got through)."""
+    research = key(host, "research")
+    for method, path in FORBIDDEN:
+        status, body = send(4443, research, method, path, {"model": "airig-tiny", "name": "x"})
+        assert status == 403, (method, path, status, body)
+        assert "route not allowed through the gateway" in body and "POST /v1/embeddings" in body
+    assert send(4443, "not-a-team-key", "POST", "/api/create", {"model": "airig-tiny"})[0] == 401
+    assert call(host, research)[0] == 200
+    assert call(host, research, path="/v1/completions")[0] == 200
+
+
+def test_a_refused_request_cannot_forge_another_teams_usage(host):
+    """Issue 29 item 2: a model name carrying the tail of a routed request's log line (for ops),
+    or a newline, is refused (404) and adds nothing: test_usage_per_team_and_model_matches_what
+    _was_sent below still finds ops at the 5 requests it made."""
+    research = key(host, "research")
+    forged = "x model_0/box-a_llama_cpp team=ops model=airig-tiny prompt_tokens=1"
+    forged += " completion_tokens=1"
+    for model in (forged, "airig-tiny\n" + forged, "airig-tiny "):
+        assert call(host, research, model=model)[0] == 404, model
+
+
 def test_a_team_over_its_limit_gets_429_and_others_do_not(host):
     ops = key(host, "ops")  # 5 requests per minute
     got = [call(host, ops, text=f"o{i}")[0] for i in range(7)]
@@ -105,8 +151,9 @@ def test_usage_per_team_and_model_matches_what_was_sent(host):
         for k in ("drain", "nodrain")
     ]
     # research's airig-tiny: the two load loops (every request, answered or not) and the
-    # requests of the tests above (1 + 6 + 1, in this order of the module).
-    sent = sum(loop["sent"] for loop in loops) + 8
+    # requests of the tests above (1 + 6 + 2 + 1, in this order of the module; the 403s of
+    # the routes test are not counted).
+    sent = sum(loop["sent"] for loop in loops) + 10
     rows = usage_once_counted(host, "research", "airig-tiny", sent)
     got = {k: u["requests"] for k, u in rows.items()}
     assert got[("research", "airig-tiny")] == sent

@@ -124,6 +124,29 @@ def test_proxy_requires_the_key(host):
     assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == REPLY
 
 
+def test_proxy_passes_only_the_inference_routes(host):
+    """Issue 29 item 1: with the key, llama-server's slots, props and adapters (which change
+    what every client is served) and any other route get 403 over the network; on the box's
+    loopback the engine's own routes stay the admin's."""
+    secret = key(host, "llama_cpp")
+    for method, path in (
+        ("POST", "/slots/0?action=erase"),
+        ("GET", "/slots"),
+        ("POST", "/props"),
+        ("GET", "/props"),
+        ("POST", "/lora-adapters"),
+        ("POST", "/completion"),
+        ("POST", "/v1/chat/completions/../../slots/0?action=erase"),
+        ("GET", "/v1/chat/completions"),
+    ):
+        status, body = http(host, PROXY + path, secret, {"id_slot": 0}, method=method)
+        assert status == 403, (method, path, status, body)
+        assert "route not allowed through the proxy" in body
+    assert http(host, PROXY + "/health", secret)[0] == 200
+    assert http(host, PROXY + "/v1/models?x=1", secret)[0] == 200
+    assert http(host, URL + "/props", secret)[0] == 200  # loopback: the engine itself
+
+
 def test_proxy_keeps_the_admins_own_default_site(host):
     """Issue 10 item 9: only Debian's sites-enabled/default link is removed; the admin's own file
     there (written by side_effect before the re-run) stays."""

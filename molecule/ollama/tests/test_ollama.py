@@ -100,6 +100,23 @@ def test_proxy_requires_the_key_on_every_route(host):
     assert status == 200 and json.loads(body)["version"] == "0.99.0-airig-standin"
 
 
+def test_proxy_passes_only_the_inference_routes(host):
+    """Issue 29 item 1: with the key, Ollama's model management (create, copy, push, pull,
+    delete) and its other routes get 403 over the network."""
+    secret = key(host, "ollama")
+    for method, path in (
+        ("POST", "/api/create"),
+        ("POST", "/api/copy"),
+        ("POST", "/api/push"),
+        ("POST", "/api/pull"),
+        ("DELETE", "/api/delete"),
+        ("GET", "/api/tags"),
+    ):
+        status, body = http(host, PROXY + path, secret, {"model": "x"}, method=method)
+        assert status == 403, (method, path, status, body)
+        assert "route not allowed through the proxy" in body
+
+
 def test_proxy_key_and_config(host):
     check_key_file(host, "ollama")
     check_key_kept(host, "ollama")
