@@ -238,6 +238,19 @@ def test_the_service_a_process_runs_in_from_its_cgroup() -> None:
     line = "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m.service\n"
     assert check.unit_of(4242, read=lambda path: line) == "airig-llama-server@m.service"
     assert check.unit_of(1, read=lambda path: "0::/init.scope\n") is None
+    # issue 29 item 13: a local user's own manager may name a unit airig-vllm.service, in its
+    # user@UID.service subtree: never airig's (it was, as the last *.service of any path)
+    for forged in (
+        "0::/user.slice/user-1000.slice/user@1000.service/app.slice/airig-vllm.service\n",
+        "0::/user.slice/user-1000.slice/user@1000.service/system.slice/airig-vllm.service\n",
+        "0::/system.slice/airig-vllm.service/../user.slice/x.service\n",
+        "0::/user.slice/x/system.slice/airig-vllm.service\n",
+    ):
+        assert check.unit_of(7, read=lambda path, f=forged: f) is None, forged
+    inside = "0::/system.slice/docker-0123456789ab.scope/system.slice/airig-vllm.service\n"
+    assert check.unit_of(8, read=lambda path: inside) == "airig-vllm.service"
+    v1 = "12:cpu,cpuacct:/user.slice\n1:name=systemd:/system.slice/airig-vllm.service\n"
+    assert check.unit_of(9, read=lambda path: v1) == "airig-vllm.service"
 
     def gone(path: str) -> str:
         raise FileNotFoundError(path)

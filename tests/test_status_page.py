@@ -88,3 +88,77 @@ def test_the_server_answers_when_prometheus_does_not(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _serve(state: Path) -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, str(PAGE), "--port", str(port), "--state", str(state)]
+    proc = subprocess.Popen([*argv, "--prometheus", f"http://127.0.0.1:{port + 1}"])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, port
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+
+
+def _page(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        return str(r.read().decode())
+
+
+def test_a_malformed_check_json_is_named_never_a_dropped_connection(tmp_path: Path) -> None:
+    """Issue 29 item 13: a check.json of another shape dropped the page's connection."""
+    (tmp_path / "summary.json").write_text(json.dumps({"profile": "cpu", "endpoints": [3]}))
+    proc, port = _serve(tmp_path)
+    try:
+        for bad in (
+            "[1, 2]",
+            '{"unit": "x"}',
+            '[{"unit": "a", "terms": {"weights": {"plan_gb": "many"}}}]',
+            '[{"unit": "a", "terms": [1]}]',
+            '[{"unit": "ok", "status": "ok", "terms": {"kv": {"plan_gb": 1, "actual_gb": 2}}}]',
+        ):
+            (tmp_path / "check.json").write_text(bad)
+            page = _page(port)
+            assert "<h1>airig: cpu</h1>" in page, bad
+            if "ok" in bad:
+                assert "<td>kv</td><td>1.000</td><td>2.000</td>" in page
+            else:
+                assert "check.json" in page and 'class="problem"' in page, bad
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_connections_never_start_threads_without_end(tmp_path: Path) -> None:
+    """Issue 29 item 13: every open connection held a thread for good. At most MAX_CLIENTS
+    requests at once, each with CLIENT_TIMEOUT_S to send its request; then the page answers."""
+    status = load_file(PAGE)
+    proc, port = _serve(tmp_path)
+    idle = []
+    try:
+        for _ in range(40):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)
+        threads = int(
+            next(
+                line.split()[1]
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                if line.startswith("Threads:")
+            )
+        )
+        assert threads <= status.MAX_CLIENTS + 2, threads
+        for s in idle:
+            s.close()
+        time.sleep(status.CLIENT_TIMEOUT_S + 0.5)
+        assert "<h1>airig: this box</h1>" in _page(port)
+    finally:
+        for s in idle:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -10,6 +10,7 @@ can travel to a target inside the module payload.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 # NVML return codes (nvml.h, nvmlReturn_t).
@@ -84,14 +85,30 @@ NVML_VOLATILE_ECC = 0
 NO_DRIVER_KINDS = ("library_not_found", "driver_not_loaded")
 
 
+# A system service's cgroup, and nothing else (issue 29 item 13): the unit directly in
+# system.slice, or in the system-<name>.slice systemd makes for a template's instances; a
+# container's own systemd under the host's docker-<id>.scope (cgroup namespace of the host). A
+# local user's own manager can name a unit of theirs airig-vllm.service, but only under
+# /user.slice/user-UID.slice/user@UID.service/, which this never matches.
+_SYSTEM_SERVICE = re.compile(
+    r"(?:/system\.slice/[a-z0-9-]{1,64}-[0-9a-f]{12,64}\.scope)?"
+    r"/system\.slice/(?:system-[^/]{1,200}\.slice/)?(?P<unit>[^/]{1,200}\.service)"
+)
+
+
 def service_of(cgroup: str) -> str | None:
-    """The systemd service a process runs in, from the text of its /proc/PID/cgroup (cgroup v2
-    "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m.service", or
-    v1's "1:name=systemd:/system.slice/..."): what maps NVML's process IDs to engines."""
+    """The systemd system service a process runs in, from the text of its /proc/PID/cgroup
+    (cgroup v2 "0::/system.slice/system-airig\\x2dllama\\x2dserver.slice/airig-llama-server@m
+    .service", or v1's "1:name=systemd:/system.slice/..."): what maps NVML's process IDs to
+    engines. Only the unified (0::) or systemd (name=systemd) hierarchy counts, and its whole
+    path must be a system service's (_SYSTEM_SERVICE)."""
     for line in cgroup.splitlines():
-        for part in reversed(line.rpartition(":")[2].split("/")):
-            if part.endswith(".service"):
-                return part
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if (hierarchy, controllers) != ("0", "") and controllers != "name=systemd":
+            continue
+        found = _SYSTEM_SERVICE.fullmatch(path)
+        return found["unit"] if found else None
     return None
 
 

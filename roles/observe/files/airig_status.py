@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -39,6 +40,42 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _summary(raw: Any, problems: list[str]) -> dict[str, Any] | None:
+    """summary.json as the page uses it: an object whose endpoints are objects."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("endpoints", []), list):
+        problems.append("summary.json is not airig's summary (an object with a list of endpoints)")
+        return None
+    raw["endpoints"] = [ep for ep in raw.get("endpoints", []) if isinstance(ep, dict)]
+    return raw
+
+
+def _checks(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
+    """check.json as the page uses it: a list of objects whose terms map a name to numbers;
+    what is not is left out and named (issue 29 item 13: it dropped the connection)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append("check.json is not a list of engine checks (run airig check again)")
+        return []
+    out = []
+    for c in raw:
+        terms = c.get("terms") if isinstance(c, dict) else None
+        try:
+            if not isinstance(c, dict) or not isinstance(terms or {}, dict):
+                raise ValueError("not an object with terms")
+            clean = {
+                str(name): {"plan_gb": float(t["plan_gb"]), "actual_gb": float(t["actual_gb"])}
+                for name, t in (terms or {}).items()
+            }
+        except (KeyError, TypeError, ValueError):
+            problems.append("check.json holds an entry the page cannot read; it is left out")
+            continue
+        out.append({**c, "terms": clean})
+    return out
 
 
 def collect(prometheus: str, state: Path) -> dict[str, Any]:
@@ -76,8 +113,8 @@ def collect(prometheus: str, state: Path) -> dict[str, Any]:
             data["alerts"] = json.load(response).get("data", {}).get("alerts", [])
     except (OSError, ValueError) as exc:
         data["problems"].append(f"Prometheus at {prometheus} did not answer: {exc}")
-    data["summary"] = _read_json(state / "summary.json")
-    data["check"] = _read_json(state / "check.json")
+    data["summary"] = _summary(_read_json(state / "summary.json"), data["problems"])
+    data["check"] = _checks(_read_json(state / "check.json"), data["problems"])
     runs = sorted((state / "burn").glob("*/burn.json"))  # named by time: the last is newest
     burn = _read_json(runs[-1]) if runs else None
     data["burn"] = {"when": runs[-1].parent.name, **burn} if isinstance(burn, dict) else None
@@ -218,13 +255,53 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+# At most this many requests at once (each a thread), each with this long to send its request:
+# a local user opening connections cannot make the page start threads without end.
+MAX_CLIENTS = 8
+CLIENT_TIMEOUT_S = 5.0
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most MAX_CLIENTS requests in flight; one more is closed."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def make_handler(prometheus: str, state: Path) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT_S
+
         def do_GET(self) -> None:
             if self.path not in ("/", "/index.html"):
                 self.send_error(404)
                 return
-            body = render(collect(prometheus, state)).encode()
+            try:
+                body = render(collect(prometheus, state)).encode()
+            except Exception as exc:  # a page that says so, never a dropped connection
+                body = (
+                    "<!doctype html><html lang=en><title>airig</title><body><p class=problem>"
+                    f"The status page could not show this box: {html.escape(repr(exc))}</p>"
+                ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header(
@@ -246,9 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prometheus", default="http://127.0.0.1:9090")
     ap.add_argument("--state", type=Path, default=Path("/srv/airig/state"))
     args = ap.parse_args(argv)
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", args.port), make_handler(args.prometheus, args.state)
-    )
+    server = BoundedServer(("127.0.0.1", args.port), make_handler(args.prometheus, args.state))
     server.serve_forever()
 
 
