@@ -482,7 +482,14 @@ def test_home_plans_gpt_oss_120b_with_experts_in_ram(runner: CliRunner) -> None:
 def test_experts_in_ram_must_fit_the_hosts_ram(runner: CliRunner) -> None:
     row = plan_json(runner, "-p", "home", "-m", "qwen3-235b-a22b", "-q", "Q4_K_M")[0]
     assert not row["fits"]
-    assert "experts in RAM need" in row["reason"] and "home has 96 GB" in row["reason"]
+    assert "would need" in row["reason"] and "home has 96 GB" in row["reason"]
+    # the row is the GPUs-only plan (what the box would need without offload), not a half plan
+    assert row["cpu_moe_layers"] is None and row["total_gb"] > row["capacity_gb"]
+    forced = plan_json(
+        runner, "-p", "home", "-m", "qwen3-235b-a22b", "-q", "Q4_K_M", "--n-cpu-moe", "80"
+    )[0]
+    assert not forced["fits"] and forced["cpu_moe_layers"] == 80
+    assert "experts in RAM need" in forced["reason"]
 
 
 def test_dense_models_are_never_offloaded(runner: CliRunner) -> None:

@@ -328,6 +328,8 @@ class _Need:
     device: float  # the busiest device
     cpu_moe_layers: int | None = None
     host_ram: float | None = None
+    # Experts in RAM would fit the GPUs but need more host memory than the profile has.
+    ram_short: float | None = None
 
 
 def _need(
@@ -350,12 +352,21 @@ def _need(
         layers = _fewest_cpu_moe_layers(model, quant, engine, profile, req)
         if layers is None:
             return _Need(weights, split, kv, device)
+        host = mem.llama_cpp_host_bytes(model, quant, layers)
+        if profile.ram_gb is not None and host > _host_ram(profile):
+            # Not a plan this box can run: the row stays the GPUs-only one, with the reason.
+            return _Need(weights, split, kv, device, ram_short=host)
         split = _split(model, quant, weights, engine, profile, replace(req, n_cpu_moe=layers))
         device = weights * split.weight_share + kv * split.kv_share + split.overhead
     if not layers or not model.expert_params_b:
         return _Need(weights, split, kv, device)
     host = mem.llama_cpp_host_bytes(model, quant, layers)
     return _Need(weights, split, kv, device, layers, host)
+
+
+def _host_ram(profile: Profile) -> float:
+    """Host memory the weights may take: host.ram_gb less what the system keeps."""
+    return (profile.ram_gb or 0.0) * mem.GB - mem.CPU_OS_RESERVE_GIB * mem.GIB
 
 
 def _fewest_cpu_moe_layers(
@@ -411,8 +422,14 @@ def _architecture(
             )
         else:
             problems.append(f"needs {_gb(total):.1f} of {_gb(capacity):.1f} GB")
+    if need.ram_short is not None:
+        problems.append(
+            f"experts in RAM (llama.cpp --n-cpu-moe) would need {_gb(need.ram_short):.1f} GB of "
+            f"host memory; {profile.name} has {profile.ram_gb:g} GB less "
+            f"{mem.CPU_OS_RESERVE_GIB:g} GiB for the system"
+        )
     if need.cpu_moe_layers:
-        ram = (profile.ram_gb or 0.0) * mem.GB - mem.CPU_OS_RESERVE_GIB * mem.GIB
+        ram = _host_ram(profile)
         host = need.host_ram or 0.0
         notes.append(
             f"experts of {need.cpu_moe_layers} of {model.expert_layers} MoE layers in system "
