@@ -146,6 +146,37 @@ def test_auto_on_a_gpu_box_without_driver_stops(
     assert provision_lib.resolve_profile("auto", local=True) == "cpu"
 
 
+def test_verify_on_a_gpu_box_without_driver_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 30 item 4: `airig verify` there said "matches profile cpu", exit 0. This machine has
+    no NVIDIA driver (NVML's library is absent), as such a box; TEST DOUBLE: a sysfs tree with
+    one NVIDIA 3D controller stands in for its PCI bus."""
+    from typer.testing import CliRunner
+
+    from airig import verify
+    from airig.cli import app
+
+    dev = tmp_path / "sys" / "0000:41:00.0"
+    dev.mkdir(parents=True)
+    (dev / "vendor").write_text("0x10de\n")
+    (dev / "class").write_text("0x030000\n")
+    monkeypatch.setattr(verify, "PCI_DEVICES", tmp_path / "sys")
+    report = verify.run("auto")
+    if report.error_kind not in ("gpu_without_driver",):
+        pytest.skip(f"this machine answers NVML ({report.message}): not a box without driver")
+    assert not report.matched and report.exit_code == verify.EXIT_NO_NVML
+    assert "1 NVIDIA GPU(s) on the PCI bus (0000:41:00.0)" in report.message
+    assert "airig provision -p" in report.message
+    result = CliRunner().invoke(app, ["verify"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "no NVIDIA driver answers yet" in " ".join(result.output.split())
+    with pytest.raises(InputError, match=r"1 NVIDIA GPU.*no NVIDIA driver answers yet"):
+        provision_lib.resolve_profile("auto", local=True)
+    monkeypatch.setattr(verify, "PCI_DEVICES", tmp_path / "none")
+    assert verify.run("auto").profile == "cpu"
+
+
 def test_old_run_directories_are_pruned(tmp_path: Path) -> None:
     """Issue 10 item 12: run directories were kept forever; the newest N stay (AIRIG_RUNS_KEEP)."""
     for i in range(5):

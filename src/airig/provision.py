@@ -158,6 +158,12 @@ def resolve_profile(name: str, local: bool, extra_dirs: tuple[Path, ...] = ()) -
                 "(`airig profiles` lists them); the driver is installed by the run."
             )
         return report.profile
+    if report.error_kind == "gpu_without_driver":
+        raise InputError(
+            f"--profile auto: {report.message.split(': provision')[0]}, so this box cannot be "
+            "told from a CPU box. Name its profile, e.g. --profile home (`airig profiles` "
+            "lists them); the driver is installed by the run."
+        )
     hint = f" (closest: {report.profile})" if report.profile else ""
     raise InputError(
         f"--profile auto: no profile matches this machine{hint}: {report.message}. On a fresh "
@@ -166,23 +172,10 @@ def resolve_profile(name: str, local: bool, extra_dirs: tuple[Path, ...] = ()) -
 
 
 def nvidia_pci_devices(root: Path | None = None) -> list[str]:
-    """PCI addresses of NVIDIA display/3D controllers (vendor 0x10de, class 0x03xxxx), read from
-    sysfs: they are there before any driver is."""
-    found = []
-    base = root or PCI_DEVICES
-    try:
-        entries = sorted(base.iterdir())
-    except OSError:
-        return []
-    for dev in entries:
-        try:
-            vendor = (dev / "vendor").read_text().strip().lower()
-            klass = (dev / "class").read_text().strip().lower()
-        except OSError:
-            continue
-        if vendor == "0x10de" and klass.startswith("0x03"):
-            found.append(dev.name)
-    return found
+    """NVIDIA GPUs on this machine's PCI bus (airig.verify.nvidia_pci_devices)."""
+    from airig.verify import nvidia_pci_devices as on_bus
+
+    return on_bus(root or PCI_DEVICES)
 
 
 def runs_root() -> Path:

@@ -63,6 +63,29 @@ class Report:
         }
 
 
+PCI_DEVICES = Path("/sys/bus/pci/devices")
+
+
+def nvidia_pci_devices(root: Path | None = None) -> list[str]:
+    """PCI addresses of NVIDIA display/3D controllers (vendor 0x10de, class 0x03xxxx), read from
+    sysfs: they are there before any driver is."""
+    found = []
+    base = root or PCI_DEVICES
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+    for dev in entries:
+        try:
+            vendor = (dev / "vendor").read_text().strip().lower()
+            klass = (dev / "class").read_text().strip().lower()
+        except OSError:
+            continue
+        if vendor == "0x10de" and klass.startswith("0x03"):
+            found.append(dev.name)
+    return found
+
+
 def _probe() -> tuple[dict[str, Any] | None, str | None, str]:
     utils = nvml_utils()
     try:
@@ -109,6 +132,21 @@ def run(
     )
     facts, kind, why = _probe()
     if kind is not None:
+        nvidia = nvidia_pci_devices() if kind in utils.NO_DRIVER_KINDS else []
+        if nvidia:
+            # A GPU box whose driver is not in yet is not a CPU box (issue 30 item 4).
+            return Report(
+                profile=None if profile == "auto" else candidates[0].name,
+                matched=False,
+                exit_code=EXIT_NO_NVML,
+                message=(
+                    f"{len(nvidia)} NVIDIA GPU(s) on the PCI bus ({', '.join(nvidia[:4])}) but no "
+                    f"NVIDIA driver answers yet ({why}): provision the box with its profile "
+                    "(airig provision -p home|business|team|..., which installs the driver and "
+                    "checks the GPUs), then run airig verify again"
+                ),
+                error_kind="gpu_without_driver",
+            )
         cpu = [p for p in candidates if p.gpus.count == 0]
         if not (kind in utils.NO_DRIVER_KINDS and cpu):
             code = EXIT_REBOOT if kind == "version_mismatch" else EXIT_NO_NVML
