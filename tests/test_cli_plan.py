@@ -283,3 +283,22 @@ def test_models_command(runner: CliRunner) -> None:
 def test_version(runner: CliRunner) -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("airig ")
+
+
+def test_models_prints_every_name_whole_and_as_json(runner: CliRunner, catalog) -> None:  # type: ignore[no-untyped-def]
+    """Issue 30 item 7: `airig models` cut names at 80 columns; --json for scripts."""
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    for m in catalog.models:
+        assert f" {m.name} " in result.output, m.name
+    listing = json.loads(runner.invoke(app, ["models", "--json"]).output)
+    assert {m["name"] for m in listing} == {m.name for m in catalog.models}
+    formats = json.loads(runner.invoke(app, ["models", "--quants", "--json"]).output)
+    assert "NVFP4" in {q["name"] for q in formats}
+
+
+def test_short_help_works_and_help_shows_examples(runner: CliRunner) -> None:
+    for args in (["-h"], ["plan", "-h"], ["profiles", "-h"], ["bundle", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage" in result.output, args
+    assert "Examples: airig plan -p home" in " ".join(runner.invoke(app, ["--help"]).output.split())

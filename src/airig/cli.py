@@ -25,14 +25,23 @@ from airig.errors import AirigError, InputError
 if TYPE_CHECKING:
     from airig.planner import PlanRequest, PlanRow
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="airig",
     help="Provision and verify Personal AI Computers, and plan which models fit them.",
+    epilog=(
+        "Examples: airig plan -p home; airig plan --hf-config ~/models/DeepSeek-V3 -p team; "
+        "airig doctor -p business; airig provision -p home --check --diff; airig verify; "
+        "airig models --json"
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=HELP_OPTIONS,
 )
-profiles_app = typer.Typer(help="List and show build profiles.", no_args_is_help=False)
+profiles_app = typer.Typer(
+    help="List and show build profiles.", no_args_is_help=False, context_settings=HELP_OPTIONS
+)
 app.add_typer(profiles_app, name="profiles")
 
 # No markup parsing of what is printed: profile values, file names and task messages are user
@@ -165,24 +174,36 @@ def profiles_new(
 def models_list(
     models_file: Annotated[Path | None, typer.Option("--models", help="Extra model file.")] = None,
     quants: Annotated[bool, typer.Option("--quants", help="List quantization formats.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the model catalog (or the quantization formats)."""
+    """List the model catalog (or the quantization formats). Example: airig models --quants"""
+    from dataclasses import asdict
+
     from airig.planner.catalog import Catalog
 
     with _user_errors():
         catalog = Catalog.default()
         if models_file:
             catalog = catalog.with_model_file(models_file)
+    if as_json:
+        items = catalog.quants if quants else catalog.models
+        typer.echo(json.dumps([asdict(i) for i in items], indent=2))
+        return
+    console = _plan_console()
     if quants:
         table = Table(title="Quantization formats", title_justify="left")
-        for col in ("format", "bits/weight", "applies to", "engines", "source"):
+        table.add_column("format", no_wrap=True)
+        for col in ("bits/weight", "applies to", "engines", "source"):
             table.add_column(col)
         for q in catalog.quants:
             table.add_row(q.name, f"{q.bpw:g}", q.scope, ", ".join(q.engines), q.source)
-        out.print(table)
+        console.print(table)
         return
     table = Table(title="Model catalog", title_justify="left")
-    for col in ("model", "params (B)", "layers", "heads/kv", "head dim", "max context"):
+    # A name is never cut or broken: the other columns give way.
+    longest = max((len(m.name) for m in catalog.models), default=5)
+    table.add_column("model", no_wrap=True, min_width=longest)
+    for col in ("params (B)", "layers", "heads/kv", "head dim", "max context"):
         table.add_column(col)
     for m in catalog.models:
         active = f" ({m.active_params_b:.4g} active)" if m.active_params_b else ""
@@ -194,7 +215,7 @@ def models_list(
             str(m.head_dim),
             f"{m.max_context:,}",
         )
-    out.print(table)
+    console.print(table)
 
 
 @app.command("plan")
@@ -1272,6 +1293,7 @@ def _print_outcome(outcome: object, check: bool) -> None:
 
 
 bundle_app = typer.Typer(
+    context_settings=HELP_OPTIONS,
     help="Make an air-gap bundle of everything a profile downloads, or check one (docs/airgap.md).",
     no_args_is_help=False,
 )
