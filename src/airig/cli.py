@@ -1474,7 +1474,9 @@ def platform_cmd(
             import kubernetes_validate  # noqa: F401
         except ImportError as exc:
             raise InputError(
-                f"airig platform needs {exc.name}: pip install 'airig[platform]'"
+                f"airig platform needs {exc.name} (the 'platform' extra): in airig's source "
+                "tree, pip install '.[platform]' (airig is not on a package index; make test "
+                "installs it)"
             ) from None
         data = _yaml.load_or_raise(org_file, InputError, f"--org {org_file}")
         flavours = plat.flavours_from(fleet.inventory_boxes(inventory))
