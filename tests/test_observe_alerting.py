@@ -68,8 +68,16 @@ def test_a_receiver_gets_alertmanager_on_loopback_and_prometheus_sends_to_it(
     assert "--web.listen-address=127.0.0.1:9093" in args
     assert args.rstrip().endswith('--cluster.listen-address="')  # empty: no gossip port
     prom = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    assert "--web.config.file=/etc/prometheus/airig/alertmanager-web.yml" in args
     assert prom["alerting"]["alertmanagers"] == [
-        {"static_configs": [{"targets": ["127.0.0.1:9093"]}]}
+        {
+            "static_configs": [{"targets": ["127.0.0.1:9093"]}],
+            # issue 29 item 7: Alertmanager answers only Prometheus' password
+            "basic_auth": {
+                "username": "prometheus",
+                "password_file": "/etc/prometheus/airig/keys/alertmanager.pass",
+            },
+        }
     ]
     for tool, argv in (
         ("amtool", ["check-config", str(tmp_path / "alertmanager.yml")]),

@@ -204,7 +204,7 @@ APT_PACKAGES: dict[str, list[str]] = {
     "proxy": ["nginx", "openssl"],
     "observe": ["prometheus", "prometheus-node-exporter"],
     "observe_gpu": ["python3-prometheus-client", "python3-pynvml"],
-    "observe_alerting": ["prometheus-alertmanager"],
+    "observe_alerting": ["prometheus-alertmanager", "python3-bcrypt"],
     # from NVIDIA's CUDA repository, when the bundle carries it
     "observe_dcgm": ["datacenter-gpu-manager-exporter"],
     "agent": ["python3-venv", "python3-pip"],

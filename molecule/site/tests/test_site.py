@@ -221,6 +221,19 @@ def test_prometheus_scrapes_every_target_on_loopback(host):
     assert any(a.startswith("--storage.tsdb.retention.size=") and a.endswith("GB") for a in argv)
 
 
+def test_node_exporter_runs_confined_and_still_reports(host):
+    """Issue 29 item 15: Debian's node exporter unit scored 9.2 (systemd-analyze security); with
+    airig's drop-in it reads /proc and /sys read-only, on loopback, and still reports the box."""
+    unit = "prometheus-node-exporter.service"
+    exposure = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    score = float(exposure.split("Overall exposure level for")[1].split(":")[1].split()[0])
+    assert score < 3.5, exposure[-2000:]
+    metrics = host.check_output("curl -s http://127.0.0.1:9100/metrics")
+    for family in ("node_cpu_seconds_total", "node_memory_MemTotal_bytes", "node_filesystem_size_bytes"):
+        assert family in metrics, family
+    assert "node_scrape_collector_success{collector=\"filesystem\"} 1" in metrics
+
+
 def test_alert_rules_are_loaded_and_pass_their_tests(host):
     """The rules Prometheus evaluates, and their promtool cases run on the box itself."""
     rules = json.loads(host.check_output("curl -s http://127.0.0.1:9090/api/v1/rules"))
@@ -318,9 +331,10 @@ def test_alerts_reach_the_receiver_through_alertmanager_on_loopback(host):
     host.run("rm -f /tmp/airig-alerts.jsonl; systemctl stop airig-test-hook 2>/dev/null")
     run = host.run(f"systemd-run --unit=airig-test-hook python3 -c {shlex.quote(RECEIVER)}")
     assert run.rc == 0, run.stderr
+    password = host.file("/etc/prometheus/airig/keys/alertmanager.pass").content_string.strip()
     add = host.run(
         "amtool alert add AirigTestAlert severity=warning gpu=0 --annotation=summary=test"
-        " --alertmanager.url=http://127.0.0.1:9093"
+        f" --alertmanager.url=http://prometheus:{password}@127.0.0.1:9093"
     )
     assert add.rc == 0, add.stdout + add.stderr
     deadline = time.monotonic() + 60
@@ -332,6 +346,27 @@ def test_alerts_reach_the_receiver_through_alertmanager_on_loopback(host):
     host.run("systemctl stop airig-test-hook")
 
 
+def test_alertmanager_answers_only_prometheus(host):
+    """Issue 29 item 7: without Prometheus' password, a local user can neither silence alerts,
+    send one, nor read the receiver's URL (/api/v2/status carries the configuration)."""
+    for method, path in (("GET", "/api/v2/status"), ("GET", "/api/v2/silences"),
+                         ("POST", "/api/v2/silences"), ("POST", "/api/v2/alerts")):
+        cmd = (f"runuser -u nobody -- curl -s -o /dev/null -w '%{{http_code}}' -X {method}"
+               f" -H 'Content-Type: application/json' -d '[]' http://127.0.0.1:9093{path}")
+        assert host.check_output(cmd) == "401", (method, path)
+    secret = host.file("/etc/prometheus/airig/keys/alertmanager.pass")
+    assert (secret.user, secret.group, secret.mode) == ("root", "prometheus", 0o640)
+    web = host.file("/etc/prometheus/airig/alertmanager-web.yml")
+    assert (web.user, web.group, web.mode) == ("root", "prometheus", 0o640)
+    assert secret.content_string.strip() not in web.content_string  # only its bcrypt hash
+    status = host.check_output(
+        f"curl -s -u prometheus:{secret.content_string.strip()} http://127.0.0.1:9093/api/v2/status"
+    )
+    assert "9449" in status  # the receiver's URL, for the password's holder only
+    prom = host.file("/etc/prometheus/prometheus.yml").content_string
+    assert "password_file: /etc/prometheus/airig/keys/alertmanager.pass" in prom
+
+
 def test_dcgm_exporter_runs_on_loopback_and_its_package_unit_is_masked(host):
     """Issue 13: where an apt source offers datacenter-gpu-manager-exporter (here the mirror's
     TEST DOUBLE package standing in for NVIDIA's CUDA repository), the role installs it, masks
@@ -339,6 +374,10 @@ def test_dcgm_exporter_runs_on_loopback_and_its_package_unit_is_masked(host):
     check_loopback_only(host, 9400)
     enabled = host.run("systemctl is-enabled nvidia-dcgm-exporter.service").stdout.strip()
     assert enabled == "masked"
+    # Issue 29 item 14: masked before the package was installed, so its unit never started (the
+    # stand-in logs each start's address where only root writes; it ran as root only if so).
+    starts = host.run("cat /var/log/airig-dcgm-standin-starts.log 2>/dev/null").stdout
+    assert ":9400" not in starts.replace("127.0.0.1:9400", ""), starts
     pid = host.check_output("systemctl show -p MainPID --value airig-dcgm-exporter.service")
     argv = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
     assert argv[-2:] == ["--address", "127.0.0.1:9400"], argv
