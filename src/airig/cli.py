@@ -321,6 +321,22 @@ def plan_cmd(
             show_default=False,
         ),
     ] = None,
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            help='Plan for cards of this kind without a profile, e.g. "RTX 4090" (with --gpus).',
+            show_default=False,
+        ),
+    ] = None,
+    gpus_count: Annotated[int, typer.Option("--gpus", help="How many --gpu cards.")] = 1,
+    ram_gb: Annotated[
+        float | None,
+        typer.Option(
+            "--ram-gb",
+            help="With --gpu: the host's memory in GB (for experts in RAM).",
+            show_default=False,
+        ),
+    ] = None,
     hf_config: Annotated[
         Path | None,
         typer.Option(
@@ -431,10 +447,18 @@ def plan_cmd(
         names = list(profile or profiles.REFERENCE_BUILDS)
         if any(n == "all" for n in names):
             names = list(profiles.discover(dirs))
+        if gpu is not None:
+            from airig import gpus
+
+            if profile:
+                raise InputError("-p/--profile and --gpu: give one of them, not both")
+            planned: tuple[profiles.Profile, ...] = (gpus.profile(gpu, gpus_count, ram_gb),)
+        else:
+            planned = tuple(profiles.load(n, dirs) for n in names)
         request = PlanRequest(
             models=tuple(chosen or catalog.models),
             quants=tuple(quant) if quant else DEFAULT_QUANTS.get(method, ("Q4_K_M",)),
-            profiles=tuple(profiles.load(n, dirs) for n in names),
+            profiles=planned,
             method=method,
             context=context,
             concurrency=concurrency,
