@@ -302,3 +302,12 @@ def test_short_help_works_and_help_shows_examples(runner: CliRunner) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Usage" in result.output, args
     assert "Examples: airig plan -p home" in " ".join(runner.invoke(app, ["--help"]).output.split())
+
+
+def test_plot_is_refused_where_it_would_be_ignored(runner: CliRunner, tmp_path: Path) -> None:
+    """Issue 30 item 8: --plot was silently ignored with --across-boxes and -i."""
+    for extra in (["--across-boxes", "2", "-m", "llama-3.1-405b"], ["-i", str(tmp_path)]):
+        result = runner.invoke(app, ["plan", "--plot", str(tmp_path / "x.png"), *extra])
+        assert result.exit_code == 2, result.output
+        assert "--plot draws the plan of boxes" in " ".join(result.output.split())
+        assert not (tmp_path / "x.png").exists()

@@ -422,6 +422,12 @@ def plan_cmd(
     from airig.planner.catalog import Catalog
     from airig.planner.fit import DEFAULT_QUANTS
 
+    if plot is not None and (inventory is not None or across_boxes):
+        with _user_errors():
+            raise InputError(
+                "--plot draws the plan of boxes (profiles or --gpu); it does not apply with "
+                "-i/--inventory or --across-boxes"
+            )
     if inventory is not None:
         _plan_fleet(inventory, as_json)
         return

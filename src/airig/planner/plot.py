@@ -23,12 +23,17 @@ def render(rows: list[PlanRow], models: list[ModelSpec], path: Path) -> Path:
     first_profile = rows[0].profile
     curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
     usable: dict[str, float] = {}
+    capacity: dict[str, float] = {}
+    labels: dict[str, tuple[float, float]] = {}  # model -> its lowest point, where its name goes
     for row in rows:
         need = row.total_gb if row.method == "rule-of-thumb" else row.weights_gb + row.kv_cache_gb
         if row.profile == first_profile:
             curves[row.quant].append((size[row.model], need))
+            if row.model not in labels or need < labels[row.model][1]:
+                labels[row.model] = (size[row.model], need)
         left = row.capacity_gb - (0.0 if row.method == "rule-of-thumb" else row.overhead_gb)
         usable[row.profile] = max(usable.get(row.profile, 0.0), left)
+        capacity[row.profile] = row.capacity_gb
 
     fig, ax = plt.subplots(figsize=(10, 6), dpi=120)
     cmap = plt.get_cmap("tab20")
@@ -45,10 +50,21 @@ def render(rows: list[PlanRow], models: list[ModelSpec], path: Path) -> Path:
             label=quant,
             linestyle="-" if i < 10 else "--",
         )
+    # Names under their lowest point, staggered so neighbours of a similar size stay apart.
+    for i, (model, (x, y)) in enumerate(sorted(labels.items(), key=lambda kv: kv[1])):
+        ax.annotate(
+            model, xy=(x, y), xytext=(0, -8 - 10 * (i % 3)), textcoords="offset points",
+            ha="center", va="top", fontsize=6, color="0.35",
+            arrowprops={"arrowstyle": "-", "color": "0.7", "linewidth": 0.5},
+        )  # fmt: skip
     for profile, gb in sorted(usable.items(), key=lambda kv: kv[1]):
         ax.axhline(gb, linestyle=(0, (6, 3)), linewidth=1.4, color="0.25")
+        # The table's capacity, and what is left of it after the engines' overhead (the line).
+        text = f"{profile}: {capacity[profile]:.0f} GB"
+        if abs(capacity[profile] - gb) >= 0.5:
+            text += f" ({gb:.0f} after engine overhead)"
         ax.annotate(
-            f"{profile}: {gb:.0f} GB",
+            text,
             xy=(0.01, gb),
             xycoords=("axes fraction", "data"),
             xytext=(0, 3),
