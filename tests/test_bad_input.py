@@ -169,3 +169,18 @@ def test_bad_input_exits_2_with_a_sentence(
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert message in text, (case, text)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "args", [["burn", "--json", "--seconds", "1"], ["plan", "--json", "-m", "no-such-model"]]
+)
+def test_json_commands_answer_json_when_they_refuse(args: list[str]) -> None:
+    """Issue 30 item 6: `burn --json` printed plain text. An error is a JSON object too."""
+    import json
+
+    result = CliRunner().invoke(app, args)
+    if args[0] == "burn" and result.exit_code != 2:
+        pytest.skip("this machine has an NVIDIA driver: burn would run")
+    assert result.exit_code == 2, result.output
+    answer = json.loads(result.stdout)
+    assert answer["exit_code"] == 2 and answer["error"]

@@ -60,10 +60,14 @@ ProfilesDir = Annotated[
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def _user_errors(as_json: bool = False) -> Iterator[None]:
+    """An AirigError as one sentence on stderr and its exit code; with --json also as
+    {"error": ..., "exit_code": ...} on stdout, so a script reading JSON gets JSON."""
     try:
         yield
     except AirigError as exc:
+        if as_json:
+            typer.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
         # User text (a profile value, a file name) may hold rich markup such as "[/x]": escaped.
         err.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
@@ -432,7 +436,7 @@ def plan_cmd(
         _plan_fleet(inventory, as_json)
         return
     notes: list[str] = []
-    with _user_errors():
+    with _user_errors(as_json):
         catalog = Catalog.default()
         if models_file:
             catalog = catalog.with_model_file(models_file)
@@ -738,7 +742,7 @@ def burn_cmd(
     from airig import burn
     from airig.verify import nvml_utils
 
-    with _user_errors():
+    with _user_errors(as_json):
         if load not in ("auto", "torch", "cpu", "none"):
             raise InputError(f"--load: unknown load '{load}'; allowed: auto, torch, cpu, none")
         try:
