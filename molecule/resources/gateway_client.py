@@ -41,5 +41,20 @@ def send(port, key, method, path, body=None):
         return err.code, err.read().decode()
 
 
+def send_raw(port, key, data, path="/v1/chat/completions"):
+    """(status, body) of a POST whose body is exactly these bytes."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    req = urllib.request.Request(
+        f"https://127.0.0.1:{port}{path}", data=data, headers=headers, method="POST"
+    )
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
+    try:
+        with urllib.request.urlopen(req, timeout=60, context=context) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def team_key(host, team):
     return host.file(f"/srv/airig/keys/team-{team}.key").content_string.strip()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from gateway_client import call as call_port
-from gateway_client import send
+from gateway_client import send, send_raw
 from gateway_client import team_key as key
 
 
@@ -138,6 +138,34 @@ def test_a_refused_request_cannot_forge_another_teams_usage(host):
         assert call(host, research, model=model)[0] == 404, model
 
 
+def test_a_body_that_repeats_a_key_or_is_too_big_to_check_is_refused(host):
+    """Issue 29 item 3: HAProxy routes and bills on the first "model", the engine serves the
+    last: a repeated top-level key (as JSON decodes it) is refused, a nested or quoted one is
+    not; a body over gateway_max_request_kb (1024) cannot be held whole to check: 413."""
+    research = key(host, "research")
+    msgs = '"messages": [{"role": "user", "content": "hi"}]'
+    for body in (
+        f'{{"model": "airig-tiny", {msgs}, "model": "qwen3-8b"}}',
+        f'{{"model": "airig-tiny", {msgs}, "mod\\u0065l": "qwen3-8b"}}',
+        f'{{"model": "airig-tiny", {msgs}, "stream": false, "stream": true}}',
+    ):
+        status, answer = send_raw(4443, research, body.encode())
+        assert status == 400 and "more than once" in answer, (body, status, answer)
+    for body in (
+        f'{{"model": "airig-tiny", {msgs[:-2]}, "name": "model"}}], "tools": [{{"type": '
+        '"function", "function": {"name": "f", "parameters": {"model": 1, "x": {"model": 2}}}}]}',
+        '{"model": "airig-tiny", "messages": [{"role": "user", "content": '
+        '"\\"model\\": \\"qwen3-8b\\", {\\"model\\""}]}',
+    ):
+        status, answer = send_raw(4443, research, body.encode())
+        assert status == 200 and "box-" in answer, (body, status, answer)
+    big = f'{{"model": "airig-tiny", {msgs}, "pad": "{"x" * (1100 * 1024)}"}}'
+    status, answer = send_raw(4443, research, big.encode())
+    assert status == 413 and "1024 KB" in answer, (status, answer[:200])
+    fits = f'{{"model": "airig-tiny", {msgs}, "pad": "{"x" * (900 * 1024)}"}}'
+    assert send_raw(4443, research, fits.encode())[0] == 200
+
+
 def test_a_team_over_its_limit_gets_429_and_others_do_not(host):
     ops = key(host, "ops")  # 5 requests per minute
     got = [call(host, ops, text=f"o{i}")[0] for i in range(7)]
@@ -151,9 +179,9 @@ def test_usage_per_team_and_model_matches_what_was_sent(host):
         for k in ("drain", "nodrain")
     ]
     # research's airig-tiny: the two load loops (every request, answered or not) and the
-    # requests of the tests above (1 + 6 + 2 + 1, in this order of the module; the 403s of
-    # the routes test are not counted).
-    sent = sum(loop["sent"] for loop in loops) + 10
+    # requests of the tests above (1 + 6 + 2 + 3 + 1, in this order of the module; the 403s,
+    # 404s, 400s and 413 are not counted).
+    sent = sum(loop["sent"] for loop in loops) + 13
     rows = usage_once_counted(host, "research", "airig-tiny", sent)
     got = {k: u["requests"] for k, u in rows.items()}
     assert got[("research", "airig-tiny")] == sent
