@@ -282,3 +282,45 @@ def test_versions_file_agrees_with_the_roles_and_the_validator() -> None:
     for crd in ("kueue", "lws"):
         readme = (platform.SCHEMAS / crd / "README.md").read_text()
         assert "Apache License 2.0" in readme and "commit" in readme
+
+
+def test_each_team_namespace_admits_only_the_team_and_the_gateway() -> None:
+    """Issue 29 item 10: vLLM pods listened on every address with no NetworkPolicy."""
+    data = {**example(), "gateway": {"cidrs": ["10.0.0.5/32", "fd00::/64"]}}
+    org = platform.load_org(data, pool())
+    files = platform.manifests(org)
+    assert not platform.validate_all(files)
+    for team in org.teams:
+        policies = {
+            o["metadata"]["name"]: o["spec"]
+            for o in files[f"10-team-{team.name}.yaml"]
+            if o["kind"] == "NetworkPolicy"
+        }
+        assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+        (rule,) = policies["team-and-gateway"]["ingress"]
+        assert rule["from"] == [
+            {"podSelector": {}},
+            {"namespaceSelector": {"matchLabels": {"airig.dev/gateway": "true"}}},
+            {"ipBlock": {"cidr": "10.0.0.5/32"}},
+            {"ipBlock": {"cidr": "fd00::/64"}},
+        ]
+    for bad in (["10.0.0.5/24"], ["any"], [5], "10.0.0.0/8"):
+        with pytest.raises(InputError, match=r"gateway\.cidrs"):
+            platform.load_org({**example(), "gateway": {"cidrs": bad}}, pool())
+
+
+def test_a_team_removed_from_the_org_is_removed_from_the_output(tmp_path: Path) -> None:
+    """Issue 29 item 10: the output directory holds only the current org (a file of anyone
+    else's stays)."""
+    platform.render(platform.load_org(example(), pool()), tmp_path)
+    assert (tmp_path / "10-team-product.yaml").exists()
+    (tmp_path / "mine.yaml").write_text("# the admin's own\n")
+    smaller = example()
+    del smaller["teams"]["product"]
+    research = smaller["teams"]["research"]
+    del research["borrowing_limit"]  # borrowing needs a second team
+    research["quota"] = {PRO: 8}  # what it borrowed, its own now
+    platform.render(platform.load_org(smaller, pool()), tmp_path)
+    assert not (tmp_path / "10-team-product.yaml").exists()
+    assert (tmp_path / "10-team-research.yaml").exists()
+    assert (tmp_path / "mine.yaml").read_text() == "# the admin's own\n"

@@ -49,7 +49,10 @@ _ORG_KEYS = {
     "shutdown_timeout",
     "prestop_seconds",
     "models_dir",
+    "gateway",
 }
+# The namespace label that lets a namespace's pods (a gateway's) reach every team's servers.
+GATEWAY_LABEL = "airig.dev/gateway"
 _TEAM_KEYS = {"quota", "weight", "borrowing_limit", "lending_limit", "serve"}
 _SERVE_KEYS = {"name", "path", "gpus", "nodes", "replicas", "priority", "flavour", "args"}
 
@@ -105,6 +108,8 @@ class Org:
     shutdown_timeout: int = 60
     prestop_seconds: int = 10
     models_dir: str = MODELS_DIR
+    # Addresses outside the cluster (the fleet's gateway) allowed to reach every team's servers.
+    gateway_cidrs: tuple[str, ...] = ()
 
 
 def slug(gpu_model: str) -> str:
@@ -280,11 +285,66 @@ def load_org(data: Any, flavours: dict[str, Flavour], source: str = "org") -> Or
         ),
         prestop_seconds=_int(d.get("prestop_seconds", 10), f"{source}: prestop_seconds", 0, 600),
         models_dir=_models_dir(d.get("models_dir", MODELS_DIR), f"{source}: models_dir"),
+        gateway_cidrs=_gateway_cidrs(d.get("gateway"), f"{source}: gateway"),
     )
     problems = check(org)
     if problems:
         raise InputError(f"{source}: the plan does not hold:\n  " + "\n  ".join(problems))
     return org
+
+
+def _gateway_cidrs(value: Any, where: str) -> tuple[str, ...]:
+    """gateway: {cidrs: [10.0.0.5/32, ...]}: networks (as ipaddress reads them) or none."""
+    import ipaddress
+
+    if value is None:
+        return ()
+    d = _keys(value, {"cidrs"}, where)
+    cidrs = d.get("cidrs") or []
+    if not isinstance(cidrs, list):
+        raise InputError(f"{where}.cidrs: expected a list of networks, e.g. [10.0.0.5/32]")
+    out = []
+    for c in cidrs:
+        try:
+            if not isinstance(c, str):
+                raise ValueError
+            out.append(str(ipaddress.ip_network(c, strict=True)))
+        except ValueError:
+            raise InputError(
+                f"{where}.cidrs: bad value {c!r}: expected a network such as 10.0.0.5/32 (no "
+                "host bits set)"
+            ) from None
+    return tuple(out)
+
+
+def _network_policies(org: Org, team: Team) -> list[dict[str, Any]]:
+    """Nothing reaches a team's pods but the team's own pods, the gateway's namespace (label
+    airig.dev/gateway=true) and the org's gateway addresses (issue 29 item 10: vLLM listens on
+    every address of its pod and its key guards only /v1)."""
+    api = "networking.k8s.io/v1"
+    sources: list[dict[str, Any]] = [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {GATEWAY_LABEL: "true"}}},
+    ]
+    sources += [{"ipBlock": {"cidr": c}} for c in org.gateway_cidrs]
+    return [
+        {
+            "apiVersion": api,
+            "kind": "NetworkPolicy",
+            "metadata": _meta("default-deny", team.namespace),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        },
+        {
+            "apiVersion": api,
+            "kind": "NetworkPolicy",
+            "metadata": _meta("team-and-gateway", team.namespace),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": sources}],
+            },
+        },
+    ]
 
 
 def check(org: Org) -> list[str]:
@@ -679,6 +739,7 @@ def manifests(org: Org) -> dict[str, list[dict[str, Any]]]:
                 "metadata": _meta(team.name, team.namespace),
                 "spec": {"clusterQueue": team.name},
             },
+            *_network_policies(org, team),
         ]
         for s in team.serve:
             objs += _workload(org, team, s, image)
@@ -874,6 +935,11 @@ def _shutdown(command: list[str]) -> int:
     return 0
 
 
+# The first line of every file `render` writes (and the one it removes when the org no longer
+# has it).
+RENDERED = "# written by airig platform; a file for a team no longer in the org is removed\n"
+
+
 def render(org: Org, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Validate every manifest, then write them (one YAML stream per file) into out_dir."""
     files = manifests(org)
@@ -882,6 +948,17 @@ def render(org: Org, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
         raise InputError("manifests do not validate:\n  " + "\n  ".join(problems))
     out_dir.mkdir(parents=True, exist_ok=True)
     for fname, objs in files.items():
-        text = "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in objs)
+        text = RENDERED + "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in objs)
         (out_dir / fname).write_text(text, encoding="utf-8")
+    # A team removed from the org file is removed: a file airig wrote for the org before and
+    # does not write now goes (a file of anyone else's stays).
+    for old in out_dir.glob("*.yaml"):
+        if old.name in files or old.is_symlink() or not old.is_file():
+            continue
+        try:
+            first = old.open(encoding="utf-8").readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if first == RENDERED:
+            old.unlink()
     return files
