@@ -125,7 +125,8 @@ def test_usage_goes_to_the_meter_and_no_peers_port_is_opened(tmp_path: Path) -> 
     off = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], gateway_count_tokens=False)
     assert off.returncode == 0, off.stdout[-3000:]
     cfg = (tmp_path / "haproxy.cfg").read_text()
-    assert "lua" not in cfg  # requests only
+    assert "airig_usage" not in cfg  # requests only (the body check loads regardless)
+    assert "    lua-load-per-thread /etc/haproxy/airig/airig_request.lua\n" in cfg
     assert "    log unix@/run/airig-gateway-meter.sock format raw local1 info\n" in cfg
     run = render("gateway_render.yml", tmp_path, gateway_boxes=[BOX], gateway_prices=prices)
     assert run.returncode == 0, run.stdout[-3000:]
@@ -138,7 +139,7 @@ def test_usage_goes_to_the_meter_and_no_peers_port_is_opened(tmp_path: Path) -> 
     assert "    log unix@/run/airig-gateway-meter.sock format raw local1 info\n" in cfg
     # the line's tail airig-gateway-meter parses
     assert (
-        "team=%[var(txn.team)] model=%[var(txn.model)] prompt_tokens=%[var(txn.prompt_tokens)]"
+        "team=%[var(txn.team)] model=%[var(txn.logmodel)] prompt_tokens=%[var(txn.prompt_tokens)]"
         in cfg
     )
     assert "localpeer" not in cfg and "\npeers " not in cfg
