@@ -176,9 +176,37 @@ def test_an_index_not_signed_by_that_key_is_refused(cuda_server, tmp_path):
         (flat / "InRelease").write_bytes(signed)
 
 
+def test_without_a_checksum_the_key_is_checked_by_the_pinned_fingerprint(cuda_server, tmp_path):
+    """Issue 30 item 1: no checksum to supply. The key's fingerprint must be the one airig's
+    data pins for NVIDIA's repository: the TEST DOUBLE's own key is refused under it, and
+    trusted when nvidia_driver_cuda_key_fingerprint names it (a mirror's own key)."""
+    url, flat, key_sha256 = cuda_server
+    cfg = _cfg(url, "")
+    cuda = bundle.cuda_repo(_profile(), cfg, "bookworm")
+    assert cuda is not None and cuda.key_fingerprint == "EB693B3035CD5710E231E123A4B469963BF863CC"
+    with pytest.raises(
+        bundle.BundleError, match=r"not the EB693B3035CD5710E231E123A4B469963BF863C"
+    ):
+        _update(tmp_path / "a", cfg)
+    home = flat.parents[3] / "gnupg"
+    colons = _gpg(home, "--with-colons", "--list-keys").decode()
+    own = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
+    assert bundle.key_fingerprint((flat / "3bf863cc.pub").read_bytes()) == own
+    mirror = {**cfg, "nvidia_driver_cuda_key_fingerprint": own}
+    apt = bundle.Apt(tmp_path / "b", "bookworm", ["main"], bundle.cuda_repo(_profile(), mirror,
+                     "bookworm"), suites=[])  # fmt: skip
+    apt.update()
+    index = {i.path: i for i in apt.indices()}
+    assert index["apt/cuda/debian12/x86_64/3bf863cc.pub"].sha256 == key_sha256
+
+
 def test_cuda_repo_settings_are_checked_before_anything_is_fetched():
-    with pytest.raises(InputError, match="needs nvidia_driver_cuda_key_checksum"):
-        bundle.cuda_repo(_profile(), _cfg("https://mirror.example/cuda", ""), "bookworm")
+    for cfg in (
+        {**_cfg("https://mirror.example/cuda", ""), "nvidia_driver_cuda_key_checksum": "md5:1"},
+        {**_cfg("https://mirror.example/cuda", ""), "nvidia_driver_cuda_key_fingerprint": "abc"},
+    ):
+        with pytest.raises(InputError, match=r"nvidia_driver_cuda_key_(checksum|fingerprint)"):
+            bundle.cuda_repo(_profile(), cfg, "bookworm")
     for bad in ("file:///etc", "https://mirror.example/cuda repos", "https://x/\nEvil: 1"):
         with pytest.raises(InputError, match="nvidia_driver_cuda_repo_url"):
             bundle.cuda_repo(_profile(), _cfg(bad, "a" * 64), "bookworm")

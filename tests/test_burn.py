@@ -85,6 +85,27 @@ def test_a_faulty_load_fails_its_gpu(box, monkeypatch: pytest.MonkeyPatch, tmp_p
     assert all(any("the load failed: exit code 1" in f for f in g.failures) for g in report.gpus)
 
 
+def test_cuda_that_cannot_start_while_nvml_answers_says_what_to_set(  # type: ignore[no-untyped-def]
+    box, tmp_path: Path
+) -> None:
+    """Issue 30 item 14: NVML answers (the double's GPUs report), CUDA does not start (the load
+    prints what torch prints then): the GPU fails with NVIDIA's workaround named."""
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/bin/sh\necho 'RuntimeError: CUDA driver initialization failed, you might not have a "
+        "CUDA gpu.' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    report = box("burn_warm", load="torch", python=fake)
+    for g in report.gpus:
+        assert any("nvidia_driver_uvm_disable_hmm: true" in f for f in g.failures), g.failures
+    other = tmp_path / "other"
+    other.write_text("#!/bin/sh\necho 'CUDA error: an illegal memory access' >&2\nexit 1\n")
+    other.chmod(0o755)
+    plain = box("burn_warm", load="torch", python=other)
+    assert not any("uvm_disable_hmm" in f for g in plain.gpus for f in g.failures)
+
+
 P2P = {"load": "cpu", "size": 64, "p2p_seconds": 0.2, "p2p_timeout": 5.0}
 
 

@@ -101,3 +101,38 @@ def test_blackwell_profile_refuses_proprietary_modules() -> None:
     assert "(Blackwell): NVIDIA supports them only with the open kernel modules" in " ".join(
         f["why"] for f in report["findings"]
     )
+
+
+def test_the_readmes_first_steps_work_on_debian() -> None:
+    """Issue 30 item 1: on Debian 12/13 `airig doctor`, `-p business` and even `-p cpu` exited 2
+    (Debian's packages carry 535/550; 580 and Blackwell need NVIDIA's repository)."""
+    cpu = CliRunner().invoke(app, ["doctor", "--distro", "debian-12", "-p", "cpu"])
+    assert cpu.exit_code == 0, cpu.output
+    cpu_text = " ".join(cpu.output.split())
+    assert "no NVIDIA driver" in cpu_text and "verdict: works (exit 0)" in cpu_text
+    business = CliRunner().invoke(
+        app, ["doctor", "--distro", "debian-12", "-p", "business", "--json"]
+    )
+    report = json.loads(business.output)
+    assert business.exit_code == 0, business.output
+    assert report["resolved"]["source"] == "cuda_repo"
+    assert report["resolved"]["key_fingerprint"] == "EB693B3035CD5710E231E123A4B469963BF863CC"
+    assert any("source auto" in f["why"] for f in report["findings"])
+    # Debian 13's own packages carry 550 and NVIDIA's repository there starts at 590: the way out
+    trixie = CliRunner().invoke(app, ["doctor", "--distro", "debian-13", "-p", "home"])
+    assert trixie.exit_code == 2
+    text = " ".join(trixie.output.split())
+    assert "nvidia_driver_branch: '595'" in text and "verdict: refused" in text
+    assert (
+        CliRunner()
+        .invoke(app, ["doctor", "--distro", "debian-13", "-p", "home", "--branch", "595"])
+        .exit_code
+        == 0
+    )
+    # asked for explicitly, Debian's own source is still refused with the reason
+    assert (
+        CliRunner()
+        .invoke(app, ["doctor", "--distro", "debian-12", "-p", "home", "--source", "distro"])
+        .exit_code
+        == 2
+    )

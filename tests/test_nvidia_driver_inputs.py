@@ -74,6 +74,93 @@ def test_valid_input_passes(tmp_path: Path) -> None:
     assert run.returncode == 0, flat(run)
 
 
+def test_the_default_on_debian_with_a_blackwell_box_is_nvidias_repository(tmp_path: Path) -> None:
+    """Issue 30 item 1: the role's defaults (source auto, branch 580) on this Debian 12 machine
+    for a Blackwell box: Debian's packages carry 535 only, so NVIDIA's CUDA repository, its key
+    checked by the fingerprint airig pins, no checksum asked of anyone."""
+    show = {
+        "name": "Show",
+        "ansible.builtin.debug": {
+            "msg": "source={{ nvidia_driver__source }} fpr={{ nvidia_driver__key_fingerprint }}"
+        },
+    }
+    run = play(
+        tmp_path,
+        [*VALIDATE, show],
+        {"nvidia_driver_secure_boot": "off", "nvidia_driver_compute_capability": "12.0"},
+    )
+    assert run.returncode == 0, flat(run)
+    assert "source=cuda_repo fpr=EB693B3035CD5710E231E123A4B469963BF863CC" in flat(run)
+
+
+@pytest.mark.parametrize(
+    ("extra", "want"),
+    [
+        ({"nvidia_driver_gpu_count": 2, "nvidia_driver_compute_capability": "12.0"}, True),
+        ({"nvidia_driver_gpu_count": 1, "nvidia_driver_compute_capability": "12.0"}, False),
+        ({"nvidia_driver_gpu_count": 4, "nvidia_driver_compute_capability": "8.9"}, False),
+        (
+            {
+                "nvidia_driver_gpu_count": 2,
+                "nvidia_driver_compute_capability": "12.0",
+                "nvidia_driver_uvm_disable_hmm": False,
+            },
+            False,
+        ),
+        ({"nvidia_driver_gpu_count": 1, "nvidia_driver_uvm_disable_hmm": "true"}, True),
+    ],
+)
+def test_uvm_hmm_is_disabled_where_cuda_would_not_start(
+    tmp_path: Path, extra: dict[str, Any], want: bool
+) -> None:
+    """Issue 30 item 14: NVIDIA's workaround (nvidia_uvm uvm_disable_hmm=1) for multi-GPU
+    Blackwell boxes on the open modules, by the rule in drivers.yml; true/false decide."""
+    show = {
+        "name": "Show",
+        "ansible.builtin.debug": {"msg": "hmm={{ nvidia_driver__uvm_disable_hmm }}"},
+    }
+    base = {"nvidia_driver_secure_boot": "off", "nvidia_driver_branch": "580"}
+    run = play(tmp_path, [*VALIDATE, show], {**base, **extra})
+    assert run.returncode == 0, flat(run)
+    assert f"hmm={want}" in flat(run)
+    bad = play(tmp_path, VALIDATE, {**base, "nvidia_driver_uvm_disable_hmm": "sometimes"})
+    assert bad.returncode == 2 and "uvm_disable_hmm auto, true or false" in flat(bad)
+
+
+def test_the_key_check_reads_the_fingerprint_gpg_reads(tmp_path: Path) -> None:
+    """The role's reader (files/airig_key_fingerprint.py) against gpg on keys made here, armored
+    and binary; another key is refused with the one it has."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(
+        [*gpg, "--quick-gen-key", "t <t@example.invalid>", "rsa2048", "sign", "never"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    colons = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    want = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
+    script = ROLE / "files" / "airig_key_fingerprint.py"
+    for armor in (["--armor"], []):
+        key = tmp_path / ("k.asc" if armor else "k.gpg")
+        key.write_bytes(
+            subprocess.run(
+                [*gpg, *armor, "--export"], env=env, check=True, capture_output=True
+            ).stdout
+        )
+        ok = subprocess.run([sys.executable, script, key, want], capture_output=True, text=True)
+        assert ok.returncode == 0 and ok.stdout.strip() == want, ok.stdout
+        other = "EB693B3035CD5710E231E123A4B469963BF863CC"
+        bad = subprocess.run([sys.executable, script, key, other], capture_output=True, text=True)
+        assert bad.returncode == 1 and f"fingerprint {want}, not the {other}" in bad.stdout
+    junk = tmp_path / "junk.pub"
+    junk.write_text("<html>not found</html>")
+    refused = subprocess.run([sys.executable, script, junk, want], capture_output=True, text=True)
+    assert refused.returncode == 1 and "not an OpenPGP public key" in refused.stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
@@ -106,8 +193,13 @@ def test_valid_input_passes(tmp_path: Path) -> None:
             "Secure Boot is on: the kernel loads only signed modules",
         ),
         (
-            {"nvidia_driver_source": "cuda_repo", "nvidia_driver_branch": "580"},
-            "needs nvidia_driver_cuda_key_checksum",
+            # no checksum: the key is checked by its fingerprint, which must be one
+            {
+                "nvidia_driver_source": "cuda_repo",
+                "nvidia_driver_branch": "580",
+                "nvidia_driver_cuda_key_fingerprint": "3bf863cc",
+            },
+            "must be verified before apt trusts it",
         ),
         (
             {"nvidia_driver_source": "cuda_repo", "nvidia_driver_branch": "570"},

@@ -21,7 +21,7 @@ options:
     type: list
     elements: str
   source:
-    description: C(distro) or C(cuda_repo).
+    description: C(auto), C(distro) or C(cuda_repo).
     type: str
     required: true
   branch:
@@ -49,6 +49,10 @@ options:
     description: The GPUs' compute capability (10.0 and up, Blackwell, needs open modules, 570+).
     type: str
     default: ""
+  gpus:
+    description: How many GPUs the box has (decides uvm_disable_hmm).
+    type: int
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -81,12 +85,18 @@ class LookupModule(AirigLookup):
         flavour = airig_matrix.kernel_flavour(
             term, str(self.get_option("kernel")), list(self.get_option("installed"))
         )
-        return airig_matrix.resolve(
+        cc = str(self.get_option("compute_capability"))
+        open_modules = bool(self.get_option("open_modules"))
+        resolved = airig_matrix.resolve(
             term,
             str(self.get_option("source")),
             str(self.get_option("branch")),
-            bool(self.get_option("open_modules")),
+            open_modules,
             flavour,
             str(self.get_option("version")),
-            str(self.get_option("compute_capability")),
+            cc,
         ).to_dict()
+        resolved["uvm_disable_hmm"] = airig_matrix.uvm_disable_hmm(
+            open_modules, cc, int(self.get_option("gpus"))
+        )
+        return resolved

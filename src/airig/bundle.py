@@ -281,7 +281,7 @@ def _driver(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> Any
 
     return matrix.resolve(
         f"debian-{TARGETS[release]['version']}",
-        str(cfg.get("nvidia_driver_source", "distro")),
+        str(cfg.get("nvidia_driver_source", "auto")),
         str(cfg.get("nvidia_driver_branch", "580")),
         open_modules=profile.open_kernel_modules,
         flavour="amd64",
@@ -293,14 +293,16 @@ def _driver(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> Any
 class CudaRepo:
     """NVIDIA's CUDA apt repository for the target (nvidia_driver_source: cuda_repo): a flat
     repository at <url>/<distro>/x86_64/, signed with the key the matrix names, which the
-    nvidia_driver role verifies by nvidia_driver_cuda_key_checksum (so does the bundle)."""
+    nvidia_driver role verifies by the fingerprint airig's data pins, or by
+    nvidia_driver_cuda_key_checksum when one is given (so does the bundle)."""
 
     url: str  # nvidia_driver_cuda_repo_url: NVIDIA's, or a mirror of it
     distro: str  # debian12
     key_file: str  # 3bf863cc.pub
-    key_sha256: str
+    key_sha256: str  # nvidia_driver_cuda_key_checksum's, or "" to check key_fingerprint
     branch: int
     pin: bool  # the role pins the branch with apt preferences (branches before 590)
+    key_fingerprint: str = ""  # the key's primary fingerprint airig's data pins
 
     @property
     def repo(self) -> str:
@@ -319,15 +321,45 @@ def cuda_repo(profile: profiles.Profile, cfg: dict[str, Any], release: str) -> C
     url = str(cfg.get("nvidia_driver_cuda_repo_url", "")).rstrip("/")
     if not re.match(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z", url):
         raise InputError(f"nvidia_driver_cuda_repo_url {url!r}: expected an http(s) URL")
-    checksum = str(cfg.get("nvidia_driver_cuda_key_checksum", ""))
-    if not re.match(r"sha256:[0-9a-f]{64}\Z", checksum):
+    checksum = str(cfg.get("nvidia_driver_cuda_key_checksum", "") or "")
+    fingerprint = str(cfg.get("nvidia_driver_cuda_key_fingerprint", "") or res.key_fingerprint)
+    fingerprint = fingerprint.replace(" ", "").upper()
+    if checksum and not re.match(r"sha256:[0-9a-f]{64}\Z", checksum):
         raise InputError(
-            "bundle: nvidia_driver_source cuda_repo needs nvidia_driver_cuda_key_checksum "
-            "('sha256:<64 hex>' of NVIDIA's repository key), so the bundle trusts only that key"
+            f"bundle: nvidia_driver_cuda_key_checksum {checksum!r}: expected 'sha256:<64 hex>' "
+            "of NVIDIA's repository key, or leave it empty to check the key's fingerprint"
+        )
+    if not checksum and not re.match(r"[0-9A-F]{40}\Z", fingerprint):
+        raise InputError(
+            "bundle: the CUDA repository key has no pinned fingerprint: set "
+            "nvidia_driver_cuda_key_fingerprint (40 hex) or nvidia_driver_cuda_key_checksum"
         )
     return CudaRepo(
-        url, res.cuda_distro, res.key_file, checksum.split(":", 1)[1], res.branch, res.branch_pin
+        url,
+        res.cuda_distro,
+        res.key_file,
+        checksum.split(":", 1)[1] if checksum else "",
+        res.branch,
+        res.branch_pin,
+        fingerprint,
     )
+
+
+def key_fingerprint(data: bytes) -> str:
+    """An OpenPGP key's primary fingerprint, by the nvidia_driver role's own reader
+    (roles/nvidia_driver/files/airig_key_fingerprint.py), so the bundle checks as the box does."""
+    import importlib.util
+
+    path = roles_dir() / "nvidia_driver/files/airig_key_fingerprint.py"
+    spec = importlib.util.spec_from_file_location("airig_key_fingerprint", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        found: str = module.fingerprint(data)
+    except (ValueError, IndexError) as exc:
+        raise BundleError(f"the CUDA repository key is not an OpenPGP public key ({exc})") from None
+    return found
 
 
 def _branch_preferences(branch: int) -> str:
@@ -372,6 +404,7 @@ class Apt:
         self.components = components
         self.cuda = cuda
         self.cuda_key = self.root / "cuda-archive-keyring.asc"
+        self.cuda_key_sha256 = cuda.key_sha256 if cuda is not None else ""
         etc = self.root / "etc"
         dirs = ("etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d",
                 "state/lists/partial", "cache/archives/partial")  # fmt: skip
@@ -420,11 +453,20 @@ class Apt:
             with _open(key_url) as resp:
                 key = resp.read()
             digest = hashlib.sha256(key).hexdigest()
-            if digest != self.cuda.key_sha256:
+            if self.cuda.key_sha256 and digest != self.cuda.key_sha256:
                 raise BundleError(
                     f"{key_url} has sha256 {digest}, not the {self.cuda.key_sha256} "
                     "nvidia_driver_cuda_key_checksum names: not bundled, not trusted"
                 )
+            if not self.cuda.key_sha256:
+                found = key_fingerprint(key)
+                if found != self.cuda.key_fingerprint:
+                    raise BundleError(
+                        f"{key_url} has fingerprint {found}, not the {self.cuda.key_fingerprint} "
+                        "airig pins (nvidia_driver_cuda_key_fingerprint for a mirror's own key): "
+                        "not bundled, not trusted"
+                    )
+            self.cuda_key_sha256 = digest
             self.cuda_key.write_bytes(key)
         self._run("update", "-qq")
 
@@ -478,7 +520,7 @@ class Apt:
                 f"{cuda.repo}/{cuda.key_file}",
                 "nvidia_driver",
                 len(key),
-                cuda.key_sha256,
+                self.cuda_key_sha256,
             ),
             release,
         ]

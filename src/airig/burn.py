@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -39,6 +40,18 @@ P2P_STATUS = {
     4: "disabled by the driver (registry key)",
     5: "not supported",
 }
+# CUDA failing to start while NVML answers: what torch and the driver API say then.
+CUDA_INIT_FAILED = re.compile(
+    r"CUDA driver initialization failed|CUDA_ERROR_NOT_INITIALIZED|cudaErrorInitializationError"
+    r"|initialization error|no CUDA GPUs are available|cuInit",
+    re.IGNORECASE,
+)
+CUDA_INIT_ADVICE = (
+    "CUDA could not start although NVML answers for this GPU: with NVIDIA's open kernel modules "
+    "this is the driver's known HMM issue (CUDA release notes, known issues): set "
+    "nvidia_driver_uvm_disable_hmm: true (options nvidia_uvm uvm_disable_hmm=1), provision and "
+    "reboot"
+)
 # Launched processes number GPUs as NVML does (CUDA's default order is fastest first).
 LOAD_ENV = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT = 0, 1, 2
@@ -551,6 +564,9 @@ def _verdicts(
                 )
             elif loads[i].get("error"):
                 v.failures.append(f"the load failed: {loads[i]['error']}")
+                if CUDA_INIT_FAILED.search(str(loads[i]["error"])):
+                    # NVML answered (this GPU has samples), CUDA did not start (issue 30 item 14)
+                    v.failures.append(CUDA_INIT_ADVICE)
         if any(g.get("display_active") for _, g in seen):
             v.warnings.append(
                 "drives a display: on RTX 5090 boxes peer-to-peer transfers break; serve from "

@@ -652,7 +652,13 @@ def doctor_cmd(
             show_default=False,
         ),
     ] = None,
-    source: Annotated[str, typer.Option(help="Driver source: distro or cuda_repo.")] = "distro",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Driver source: auto (the distribution's packages where they carry the branch, "
+            "else NVIDIA's CUDA repository), distro or cuda_repo."
+        ),
+    ] = "auto",
     branch: Annotated[
         str | None,
         typer.Option(
@@ -682,12 +688,21 @@ def doctor_cmd(
         raise typer.Exit(report.exit_code)
     table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
     table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("why", overflow="fold")
     colors = {"ok": "", "warn": "yellow", "fail": "red", "refused": "bold red"}
     for f in report.findings:
-        table.add_row(f.what, Text(f.value, style=colors[f.verdict]), f.why)
+        style = colors[f.verdict]
+        table.add_row(f.what, Text(f.verdict, style=style), Text(f.value, style=style), f.why)
     out.print(table)
+    # The verdict in words, not only in colour (issue 30 item 1).
+    words = {
+        0: "works",
+        1: "an engine needs more than this driver gives (fail above)",
+        2: "refused (see refused above: it says what to set)",
+    }
+    out.print(f"verdict: {words[report.exit_code]} (exit {report.exit_code})", highlight=False)
     raise typer.Exit(report.exit_code)
 
 

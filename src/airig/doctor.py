@@ -70,7 +70,7 @@ def _installed_kernel_metapackages() -> list[str]:
 def run(
     distro: str | None = None,
     kernel: str | None = None,
-    source: str = "distro",
+    source: str = "auto",
     branch: str | None = None,
     open_modules: bool = True,
     profile: str | None = None,
@@ -130,6 +130,13 @@ def run(
         add(Finding("kernel", kernel, f"{kwhere}; DKMS builds the module for it"))
 
     prof = profiles.load(profile, profiles_dirs) if profile else None
+    if prof is not None and prof.gpus.count == 0:
+        # A box without NVIDIA GPUs needs no driver (issue 30 item 1: -p cpu exited 2).
+        add(Finding("driver", "none", f"profile {prof.name} has no GPU: no NVIDIA driver"))
+        add(Finding("profile", prof.name, f"engines {', '.join(prof.engines)}"))
+        for engine in prof.engines:
+            add(Finding(engine, "CPU build", "the profile has no GPU"))
+        return report
     if branch is None:
         branch = str(data["default_branch"])
         bwhere = "the nvidia_driver role's default"
@@ -147,17 +154,25 @@ def run(
     add(
         Finding(
             "driver",
-            f"{source}, branch {r.branch} ({r.branch_status}), "
+            f"{r.source}, branch {r.branch} ({r.branch_status}), "
             f"{'open' if open_modules else 'proprietary'} modules",
-            bwhere,
+            bwhere + (f"; {r.notes[0]}" if source == matrix.AUTO and r.source != "distro" else ""),
             "warn" if r.branch_status == "end of life" else "ok",
         )
     )
     if r.key_file:
-        add(Finding("repository key", r.key_file, f"NVIDIA's CUDA repository for {r.cuda_distro}"))
+        add(
+            Finding(
+                "repository key",
+                f"{r.key_file} ({r.key_fingerprint or 'no pinned fingerprint'})",
+                f"NVIDIA's CUDA repository for {r.cuda_distro}; the key is checked against "
+                "this fingerprint, airig's own data (or nvidia_driver_cuda_key_checksum)",
+            )
+        )
     if r.components:
         add(Finding("components", " ".join(r.components), "added to Debian's sources"))
-    add(Finding("packages", " ".join(r.pre_packages + r.packages), "; ".join(r.notes)))
+    notes = r.notes[1:] if source == matrix.AUTO and r.source != "distro" else r.notes
+    add(Finding("packages", " ".join(r.pre_packages + r.packages), "; ".join(notes)))
     add(
         Finding(
             "kernel module",

@@ -17,6 +17,9 @@ from airig.errors import InputError
 from airig.profiles import drivers
 
 SOURCES = ("distro", "cuda_repo")
+# "auto": the distribution's own packages where they carry the branch (and the GPUs), else
+# NVIDIA's CUDA repository (Debian's carry 535/550; Blackwell needs 570 or newer).
+AUTO = "auto"
 _KERNEL_RE = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?-[0-9]+-([a-z][a-z0-9-]*)\Z")
 
 
@@ -44,6 +47,7 @@ class Resolved:
     components: list[str]
     cuda_distro: str
     key_file: str
+    key_fingerprint: str
     branch_pin: bool
     signed_modules: bool
     python: str
@@ -97,13 +101,30 @@ def resolve(
     version: str = "",
     compute_capability: str = "",
 ) -> Resolved:
-    """The package set for one combination, or MatrixError saying what to change."""
+    """The package set for one combination, or MatrixError saying what to change. Source
+    "auto" takes the distribution's packages where they carry the branch, else NVIDIA's CUDA
+    repository (and says so in the notes)."""
+    if source == AUTO:
+        try:
+            return resolve(
+                distro, "distro", branch, open_modules, flavour, version, compute_capability
+            )
+        except MatrixError as exc:
+            why = str(exc)
+            try:
+                found = resolve(
+                    distro, "cuda_repo", branch, open_modules, flavour, version, compute_capability
+                )
+            except MatrixError as second:
+                raise MatrixError(f"{why}; NVIDIA's CUDA repository: {second}") from None
+        found.notes.insert(0, f"source auto: NVIDIA's CUDA repository ({why.split(': set ')[0]})")
+        return found
     data = drivers()
     _check_blackwell(compute_capability, branch, open_modules)
     if distro not in data["distros"]:
         raise MatrixError(f"distribution {distro!r}: airig provisions {', '.join(data['distros'])}")
     if source not in SOURCES:
-        raise MatrixError(f"driver source {source!r}: expected distro or cuda_repo")
+        raise MatrixError(f"driver source {source!r}: expected auto, distro or cuda_repo")
     if not re.fullmatch(r"[0-9]{3}", str(branch)):
         raise MatrixError(f"driver branch {branch!r}: expected a three-digit branch such as 580")
     br = int(branch)
@@ -118,6 +139,7 @@ def resolve(
     pre: list[str] = []
     branch_pin = False
     key_file = ""
+    key_fingerprint = ""
     components: list[str] = list(row.get("components", []))
 
     if source == "distro":
@@ -160,6 +182,7 @@ def resolve(
         repo = data["sources"]["cuda_repo"]
         key = repo["keys"].get(distro, repo["keys"]["default"])
         key_file = key["file"]
+        key_fingerprint = str(key.get("fingerprint", ""))
         if br < int(key.get("min_branch", 0)):
             first = min(int(b) for b in repo["branches"] if int(b) >= int(key["min_branch"]))
             raise MatrixError(
@@ -205,10 +228,26 @@ def resolve(
         components=components,
         cuda_distro=info["cuda_distro"],
         key_file=key_file,
+        key_fingerprint=key_fingerprint,
         branch_pin=branch_pin,
         signed_modules=bool(row.get("signed_modules", False)),
         python=info["python"],
         notes=notes,
+    )
+
+
+def uvm_disable_hmm(open_modules: bool, compute_capability: str, gpus: int) -> bool:
+    """Whether the role sets nvidia_uvm uvm_disable_hmm=1 (drivers.yml uvm_disable_hmm: open
+    modules, at least min_gpus GPUs of at least min_compute_capability)."""
+    rule = drivers()["uvm_disable_hmm"]
+    try:
+        cc = float(compute_capability) if compute_capability else 0.0
+    except ValueError:
+        return False
+    return (
+        open_modules
+        and gpus >= int(rule["min_gpus"])
+        and cc >= float(rule["min_compute_capability"])
     )
 
 
