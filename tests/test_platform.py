@@ -7,6 +7,7 @@ CEL rules (cel-python). The tests break manifests on purpose to show each check 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +325,16 @@ def test_a_team_removed_from_the_org_is_removed_from_the_output(tmp_path: Path) 
     assert not (tmp_path / "10-team-product.yaml").exists()
     assert (tmp_path / "10-team-research.yaml").exists()
     assert (tmp_path / "mine.yaml").read_text() == "# the admin's own\n"
+
+
+def test_platform_speaks_json(runner: CliRunner) -> None:
+    """Issue 30 item 7: `airig platform --json` for scripts."""
+    out = runner.invoke(
+        app,
+        ["platform", "--org", str(EXAMPLE / "org.yml"), "-i", str(EXAMPLE / "hosts.yml"), "--json"],
+    )
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["org"] == "acme" and data["written_to"] is None
+    assert "NetworkPolicy/default-deny" in data["files"]["10-team-research.yaml"]
+    assert {f["name"] for f in data["flavours"]} == {"geforce-rtx-5090", PRO}

@@ -1508,6 +1508,7 @@ def platform_cmd(
         Path | None,
         typer.Option("--output", "-o", help="Write the manifests here (default: check only)."),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Plan an organisation's GPU pool on Kubernetes + Kueue (docs/scale.md): one
     ResourceFlavor per GPU model of the inventory's boxes, a ClusterQueue and LocalQueue per
@@ -1517,7 +1518,7 @@ def platform_cmd(
     from airig import _yaml, fleet
     from airig import platform as plat
 
-    with _user_errors():
+    with _user_errors(as_json):
         try:
             import celpy  # noqa: F401
             import kubernetes_validate  # noqa: F401
@@ -1537,6 +1538,25 @@ def platform_cmd(
                 raise InputError("manifests do not validate:\n  " + "\n  ".join(problems))
         else:
             plat.render(org, output)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "org": org.name,
+                    "flavours": [
+                        {"name": f.name, "gpus": f.gpus, "node_gpus": f.node_gpus, "boxes": f.boxes}
+                        for f in flavours.values()
+                    ],
+                    "files": {
+                        name: [f"{o['kind']}/{o['metadata']['name']}" for o in objs]
+                        for name, objs in files.items()
+                    },
+                    "written_to": str(output) if output else None,
+                },
+                indent=2,
+            )
+        )
+        return
     table = Table(title=f"org {org.name}: GPU pool", title_justify="left")
     for col in ("flavour", "GPUs", "per node", "boxes"):
         table.add_column(col)
