@@ -184,3 +184,14 @@ def test_json_commands_answer_json_when_they_refuse(args: list[str]) -> None:
     assert result.exit_code == 2, result.output
     answer = json.loads(result.stdout)
     assert answer["exit_code"] == 2 and answer["error"]
+
+
+def test_bundle_and_platform_refusals_are_json_with_json(tmp_path: Path) -> None:
+    import json
+
+    platform = ["platform", "--org", str(tmp_path / "none.yml"), "-i", str(tmp_path), "--json"]
+    for args in (["bundle", "--dry-run", "--json"], platform):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        answer = json.loads(result.stdout)
+        assert answer["exit_code"] == 2 and answer["error"], args

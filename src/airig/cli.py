@@ -1399,6 +1399,7 @@ def bundle_cmd(
         ),
     ] = "",
     profiles_dir: ProfilesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Collect what provisioning PROFILE downloads (Debian packages, llama.cpp, agents, weights)
     into one checksummed directory: airig bundle -p PROFILE -o DIR; then
@@ -1408,7 +1409,7 @@ def bundle_cmd(
         return
     from airig import bundle
 
-    with _user_errors():
+    with _user_errors(as_json):
         cfg = bundle.settings(inventory, one_profile=bool(profile))
         name = profile or str(cfg.get("profile_name") or "")
         if not name:
@@ -1423,19 +1424,30 @@ def bundle_cmd(
         err.print(f"bundle: resolving {prof.name} for Debian {release} ...", highlight=False)
         plan = bundle.make_plan(prof, cfg, release, work, allow_unpinned)
         bundle.fill_sizes(plan.items, output)
-        table = Table(title=f"bundle {prof.name} for debian {release}", title_justify="left")
-        for col in ("role", "files", "size"):
-            table.add_column(col, justify="right" if col != "role" else "left")
         rows = bundle.summary_rows(plan.items)
-        for role, count, size in rows:
-            table.add_row(role, str(count), _size(size))
         known = [s for _, _, s in rows]
         total = None if None in known else sum(s or 0 for s in known)
-        table.add_row("total", str(len(plan.items)), _size(total))
-        out.print(table)
-        for note in plan.notes:
-            out.print(f"note: {note}", highlight=False)
+        summary: dict[str, Any] = {
+            "profile": prof.name,
+            "release": release,
+            "roles": [{"role": r, "files": c, "bytes": z} for r, c, z in rows],
+            "files": len(plan.items),
+            "bytes": total,
+            "notes": list(plan.notes),
+        }
+        if not as_json:
+            table = Table(title=f"bundle {prof.name} for debian {release}", title_justify="left")
+            for col in ("role", "files", "size"):
+                table.add_column(col, justify="right" if col != "role" else "left")
+            for role, count, size in rows:
+                table.add_row(role, str(count), _size(size))
+            table.add_row("total", str(len(plan.items)), _size(total))
+            out.print(table)
+            for note in plan.notes:
+                out.print(f"note: {note}", highlight=False)
         if dry_run or output is None:
+            if as_json:
+                typer.echo(json.dumps(summary, indent=2))
             return
         last = [0.0]
 
@@ -1451,7 +1463,17 @@ def bundle_cmd(
                 )
 
         result = bundle.build(plan, output, show)
-        signed = f"; signed {bundle.sign(output, sign).name}" if sign else ""
+        signature = bundle.sign(output, sign).name if sign else None
+        signed = f"; signed {signature}" if sign else ""
+        if as_json:
+            summary |= {
+                "dir": str(output),
+                "downloaded": result.downloaded,
+                "manifest_sha256": result.manifest_sha256,
+                "signature": signature,
+            }
+            typer.echo(json.dumps(summary, indent=2))
+            return
         out.print(
             f"bundle {output}: {result.files} files, {_size(result.bytes)}, "
             f"{result.downloaded} downloaded now; manifest sha256 {result.manifest_sha256}"
