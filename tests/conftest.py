@@ -120,3 +120,25 @@ def nvml_box(fake_nvml_loaded: Path, monkeypatch: pytest.MonkeyPatch):  # type: 
         return path
 
     return use
+
+
+def run_config_lookup(tmp_path: Path, setting: str, label: str) -> str:
+    """What the real ansible-playbook run of `airig provision` has for an Ansible setting
+    (through Ansible's own config lookup): the run's stdout.log, with 'LABEL=<value>' in it."""
+    import os
+
+    from airig import provision
+
+    book = tmp_path / "show.yml"
+    book.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n"
+        f"        msg: \"{label}={{{{ lookup('ansible.builtin.config', '{setting}') }}}}\"\n"
+    )
+    os.environ["AIRIG_RUNS_DIR"] = str(tmp_path / "runs")
+    try:
+        outcome = provision.run("", provision.target(None, None), playbook=str(book))
+    finally:
+        del os.environ["AIRIG_RUNS_DIR"]
+    assert outcome.exit_code == 0
+    return (outcome.run_dir / "stdout.log").read_text()

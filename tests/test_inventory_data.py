@@ -16,6 +16,7 @@ from airig import inventory as inventories
 from airig import provision as provision_lib
 from airig.cli import app
 from airig.errors import InputError
+from tests.conftest import run_config_lookup
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -115,17 +116,5 @@ def test_the_inventorys_own_variables_still_expand() -> None:
 
 def test_the_playbook_run_reads_inventories_with_the_data_plugins_only(tmp_path: Path) -> None:
     """What the real ansible-playbook process runs with, read back through Ansible's config."""
-    book = tmp_path / "show.yml"
-    book.write_text(
-        "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.debug:\n"
-        "        msg: \"enabled={{ lookup('ansible.builtin.config', "
-        "'INVENTORY_ENABLED') | join(',') }}\"\n"
-    )
-    os.environ["AIRIG_RUNS_DIR"] = str(tmp_path / "runs")
-    try:
-        outcome = provision_lib.run("", provision_lib.target(None, None), playbook=str(book))
-    finally:
-        del os.environ["AIRIG_RUNS_DIR"]
-    assert outcome.exit_code == 0
-    assert "enabled=yaml,ini,toml" in (outcome.run_dir / "stdout.log").read_text()
+    log = run_config_lookup(tmp_path, "INVENTORY_ENABLED", "enabled")
+    assert "enabled=['yaml', 'ini', 'toml']" in log

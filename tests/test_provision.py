@@ -16,7 +16,7 @@ import yaml
 from airig import profiles
 from airig import provision as provision_lib
 from airig.errors import InputError
-from tests.conftest import overcommitted
+from tests.conftest import overcommitted, run_config_lookup
 
 BIN = Path(sys.executable).parent
 
@@ -92,23 +92,24 @@ def test_check_run_on_this_machine(tmp_path: Path) -> None:
     assert "mybox" in (run_dir / "env" / "extravars").read_text()
 
 
+def test_provision_speaks_json(tmp_path: Path) -> None:
+    """Issue 30 item 7: `airig provision --json` prints the outcome (per host, the run
+    directory) as JSON on stdout, and no progress bar."""
+    run = provision(tmp_path, "-p", "cpu", "--allow-unpinned", "--check", "--tags", "summary",
+                    "--json")  # fmt: skip
+    assert run.returncode == 0, flat(run)[-3000:]
+    outcome = json.loads(run.stdout)
+    assert outcome["exit_code"] == 0 and outcome["check"] is True
+    (host,) = outcome["hosts"]
+    assert outcome["hosts"][host]["failed"] == 0 and outcome["hosts"][host]["ok"] > 0
+    assert Path(outcome["run_dir"]).parent == tmp_path / "runs"
+
+
 def test_host_key_checking_stays_on(tmp_path: Path) -> None:
     """Issue 10 item 5: ansible-runner turns SSH host key checking off unless told; the setting
     the playbook really runs with is read back through Ansible's own config lookup."""
-    book = tmp_path / "show.yml"
-    book.write_text(
-        "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.debug:\n"
-        "        msg: \"host_key_checking={{ lookup('ansible.builtin.config', "
-        "'HOST_KEY_CHECKING') }}\"\n"
-    )
-    os.environ["AIRIG_RUNS_DIR"] = str(tmp_path / "runs")
-    try:
-        outcome = provision_lib.run("", provision_lib.target(None, None), playbook=str(book))
-    finally:
-        del os.environ["AIRIG_RUNS_DIR"]
-    assert outcome.exit_code == 0
-    assert "host_key_checking=True" in (outcome.run_dir / "stdout.log").read_text()
+    log = run_config_lookup(tmp_path, "HOST_KEY_CHECKING", "host_key_checking")
+    assert "host_key_checking=True" in log
     remote = provision_lib.target(None, "admin@box.lan", accept_new_host_key=True)
     hostvars = remote.inventory["all"]["hosts"]["box.lan"]
     assert hostvars["ansible_ssh_extra_args"] == "-o StrictHostKeyChecking=accept-new"

@@ -16,10 +16,15 @@ def call(port, key=None, model="airig-tiny", text="hello", path="/v1/chat/comple
         data = json.dumps({"model": model, "messages": [{"role": "user", "content": text}], **ask})
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", data=data and data.encode(), headers=headers)
+    return _open(req, 30)
+
+
+def _open(req, timeout):
+    """(status, body) of one request to the gateway's self-signed endpoint."""
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
     try:
-        with urllib.request.urlopen(req, timeout=30, context=context) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
@@ -32,13 +37,7 @@ def send(port, key, method, path, body=None):
     req = urllib.request.Request(
         f"https://127.0.0.1:{port}{path}", data=data, headers=headers, method=method
     )
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
-    try:
-        with urllib.request.urlopen(req, timeout=30, context=context) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return _open(req, 30)
 
 
 def send_raw(port, key, data, path="/v1/chat/completions"):
@@ -47,13 +46,7 @@ def send_raw(port, key, data, path="/v1/chat/completions"):
     req = urllib.request.Request(
         f"https://127.0.0.1:{port}{path}", data=data, headers=headers, method="POST"
     )
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
-    try:
-        with urllib.request.urlopen(req, timeout=60, context=context) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return _open(req, 60)
 
 
 def team_key(host, team):

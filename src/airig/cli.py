@@ -1190,6 +1190,9 @@ def provision_cmd(
             "stops the run). Default: the key must already be in known_hosts.",
         ),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as JSON (no progress bar).")
+    ] = False,
 ) -> None:
     """Provision a box: base, NVIDIA driver + GPU check, engines, agents (playbooks/site.yml).
 
@@ -1203,7 +1206,7 @@ def provision_cmd(
 
     from airig import provision
 
-    with _user_errors():
+    with _user_errors(as_json):
         if bundle_keyring is not None and bundle_dir is None:
             raise InputError("--bundle-keyring checks a bundle's signature: give --bundle DIR too")
         tgt = provision.target(inventory, host, accept_new_host_key)
@@ -1241,6 +1244,7 @@ def provision_cmd(
         TextColumn("{task.fields[current]}", style="dim"),
         console=err,
         transient=False,
+        disable=as_json,
     )
     what = "checking" if check else "provisioning"
     with bar:
@@ -1268,6 +1272,21 @@ def provision_cmd(
             )
             raise typer.Exit(provision.EXIT_INTERRUPTED) from None
         bar.update(task, total=outcome.progress.done, completed=outcome.progress.done)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "check": check,
+                    "exit_code": outcome.exit_code,
+                    "hosts": _host_stats(outcome),
+                    "failures": outcome.progress.failures,
+                    "summary": outcome.summary,
+                    "run_dir": str(outcome.run_dir),
+                },
+                indent=2,
+            )
+        )
+        raise typer.Exit(outcome.exit_code)
     _print_outcome(outcome, check)
     raise typer.Exit(outcome.exit_code)
 
@@ -1298,6 +1317,14 @@ def _checked_bundle(directory: Path, profile: str, keyring: Path | None = None) 
     return str(directory.resolve())
 
 
+def _host_stats(outcome: Any) -> dict[str, dict[str, int]]:
+    """Per host: ok, changed, failed, unreachable (ansible-runner's stats)."""
+    stats = outcome.stats or {}
+    keys = {"ok": "ok", "changed": "changed", "failed": "failures", "unreachable": "dark"}
+    hosts = sorted(set().union(*(stats.get(k, {}) for k in keys.values())))
+    return {h: {k: int(stats.get(v, {}).get(h, 0)) for k, v in keys.items()} for h in hosts}
+
+
 def _print_outcome(outcome: object, check: bool) -> None:
     from airig import provision
 
@@ -1305,16 +1332,8 @@ def _print_outcome(outcome: object, check: bool) -> None:
     table = Table(title="hosts", title_justify="left")
     for col in ("host", "ok", "changed", "failed", "unreachable"):
         table.add_column(col)
-    stats = outcome.stats or {}
-    hosts = sorted(set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark"))))
-    for h in hosts:
-        table.add_row(
-            h,
-            str(stats.get("ok", {}).get(h, 0)),
-            str(stats.get("changed", {}).get(h, 0)),
-            str(stats.get("failures", {}).get(h, 0)),
-            str(stats.get("dark", {}).get(h, 0)),
-        )
+    for h, counts in _host_stats(outcome).items():
+        table.add_row(h, *(str(n) for n in counts.values()))
     out.print(table)
     for f in outcome.progress.failures:
         err.print(
