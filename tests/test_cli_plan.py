@@ -311,3 +311,24 @@ def test_plot_is_refused_where_it_would_be_ignored(runner: CliRunner, tmp_path: 
         assert result.exit_code == 2, result.output
         assert "--plot draws the plan of boxes" in " ".join(result.output.split())
         assert not (tmp_path / "x.png").exists()
+
+
+def test_wide_table_on_a_narrow_terminal_never_breaks_a_model_name(
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    catalog,  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 30 item 7: --wide broke names mid-word on an 80-column terminal."""
+    import io
+
+    from rich.console import Console
+
+    from airig import cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=screen, width=80, force_terminal=True))
+    result = runner.invoke(app, ["plan", "--wide", "-p", "home"])
+    assert result.exit_code == 0, result.output
+    text = screen.getvalue()
+    for m in catalog.models:
+        assert m.name in text, m.name

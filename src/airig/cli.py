@@ -1090,8 +1090,11 @@ def _render_plan(
             collapse_padding=True, show_edge=False,
         )  # fmt: skip
         columns = _plan_columns(request, wide, arch, measured)
+        longest = max((len(r.model) for r in prof_rows), default=5)
         for header, left, _ in columns:
-            table.add_column(header, justify="left" if left else "right", overflow="fold")
+            # A model's name is never broken mid-word (issue 30 item 7): the others give way.
+            whole = {"no_wrap": True, "min_width": longest} if header == "model" else {}
+            table.add_column(header, justify="left" if left else "right", overflow="fold", **whole)  # type: ignore[arg-type]
         for r in prof_rows:
             table.add_row(*(cell(r) for _, _, cell in columns))
         console.print(table)
