@@ -20,6 +20,7 @@ import pytest
 from airig import burn
 from airig.errors import InputError
 from airig.verify import nvml_utils
+from tests.conftest import REPO
 from tests.nvml_double import FIXTURES
 
 FAST = {"seconds": 1.0, "interval": 0.1, "load": "none"}
@@ -192,6 +193,12 @@ def test_nccl_too_old_for_rtx_50_fails_the_box() -> None:
     (message,) = burn._nccl_check("2.21.5", rtx)
     assert message.startswith("NCCL 2.21.5 (the vLLM venv's) is older than 2.26.2")
     assert burn._nccl_check("2.26.2", rtx) == burn._nccl_check("2.27.3", rtx) == []
+    # issue 30 item 18: the advice names the NCCL wheel of the torch the vLLM lock pins
+    import re
+
+    locks = (REPO / "roles/vllm/files/requirements").glob("*.txt")
+    pinned = {m for f in locks for m in re.findall(r"^(nvidia-nccl-cu\d+)==", f.read_text(), re.M)}
+    assert pinned == {burn.NCCL_PACKAGE} and burn.NCCL_PACKAGE in message
     assert burn._nccl_check("2.21.5", h100) == burn._nccl_check(None, rtx) == []
 
 

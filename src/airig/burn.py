@@ -40,6 +40,9 @@ P2P_STATUS = {
     4: "disabled by the driver (registry key)",
     5: "not supported",
 }
+# The NCCL wheel of the torch airig's vLLM lock pins (CUDA 13: -cu13; tests/test_burn.py keeps it
+# equal to roles/vllm/files/requirements/).
+NCCL_PACKAGE = "nvidia-nccl-cu13"
 # CUDA failing to start while NVML answers: what torch and the driver API say then.
 CUDA_INIT_FAILED = re.compile(
     r"CUDA driver initialization failed|CUDA_ERROR_NOT_INITIALIZED|cudaErrorInitializationError"
@@ -467,7 +470,7 @@ def _nccl_check(version: str | None, gpus: list[dict[str, Any]]) -> list[str]:
             f"NCCL {version} (the vLLM venv's) is older than {want}, which "
             f"{blackwell[0].get('name')} (compute capability 12) needs for multi-GPU work: "
             "re-provision with airig's pinned vLLM (its torch brings a newer NCCL) or install "
-            "nvidia-nccl-cu12 >= 2.26.2 in that venv"
+            f"{NCCL_PACKAGE} >= {want} in that venv (the package of the CUDA 13 torch airig pins)"
         ]
     return []
 
