@@ -940,13 +940,29 @@ def _shutdown(command: list[str]) -> int:
 RENDERED = "# written by airig platform; a file for a team no longer in the org is removed\n"
 
 
+# Kueue's manager Configuration these manifests need, beside them (a subdirectory: k3s'
+# auto-deploy takes only the top level's *.yaml, and the Kueue add-on carries its own ConfigMap).
+KUEUE_CONFIG = "kueue/controller_manager_config.yaml"
+
+
 def render(org: Org, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Validate every manifest, then write them (one YAML stream per file) into out_dir."""
+    """Validate every manifest, then write them (one YAML stream per file) into out_dir, and
+    Kueue's manager Configuration they need into out_dir/KUEUE_CONFIG."""
+    from airig import kueue_config
+
     files = manifests(org)
     problems = validate_all(files)
+    config = kueue_config.configuration()
+    problems += [f"{KUEUE_CONFIG}: {p}" for p in kueue_config.validate(config)]
     if problems:
         raise InputError("manifests do not validate:\n  " + "\n  ".join(problems))
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "kueue").mkdir(exist_ok=True)
+    (out_dir / KUEUE_CONFIG).write_text(
+        RENDERED.replace("; a file for a team no longer in the org is removed", "")
+        + yaml.safe_dump(config, sort_keys=False),
+        encoding="utf-8",
+    )
     for fname, objs in files.items():
         text = RENDERED + "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in objs)
         (out_dir / fname).write_text(text, encoding="utf-8")
