@@ -413,6 +413,8 @@ def test_a_fleet_inventory_bundles_its_gateways_packages_too(tmp_path):
         {"bundle_box_dir": "/var/lib/airig/bundle\n"},
         {"bundle_port": "80"},
         {"bundle_port": "8767 --bind 0.0.0.0"},
+        {"bundle_keyring": "keys/signer.asc"},
+        {"bundle_keyring": "/srv/signer.asc\n"},
     ],
 )
 def test_the_bundle_role_refuses_bad_settings(tmp_path, bad):
@@ -437,7 +439,7 @@ def test_the_bundle_role_refuses_bad_settings(tmp_path, bad):
         text=True,
         timeout=300,
     )
-    assert run.returncode != 0 and "bundle: bundle_dir and bundle_box_dir must be" in run.stdout
+    assert run.returncode != 0 and "bundle_keyring and bundle_box_dir must be" in run.stdout
     if bad == {"bundle_port": "80"}:  # the good values pass
         ok = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-playbook"), "-e", json.dumps(good),
@@ -503,3 +505,32 @@ def test_an_unsigned_bundle_or_a_bad_key_name_says_so(made, signer, tmp_path):
         bundle.check_signature(made, not_a_key)
     run = CliRunner().invoke(app, ["provision", "--bundle-keyring", str(pub)])
     assert run.exit_code == 2 and "give --bundle DIR too" in " ".join(run.output.split())
+
+
+def _run_bundle_role(made: Path, **extra: object) -> subprocess.CompletedProcess[str]:
+    """The bundle role on localhost, as site.yml and fleet.yml run it, up to where it stops."""
+    book = made.parent / "role.yml"
+    task = {"ansible.builtin.include_role": {"name": "airig.rig.bundle"}}
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    settings = {"bundle_dir": str(made), "profile_spec": {"name": "not-t"}, **extra}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-e", json.dumps(settings),
+         str(book)],
+        cwd=REPO, env={**os.environ, "ANSIBLE_NOCOLOR": "1"}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_the_bundle_role_checks_the_signature_itself(made, signer, monkeypatch):
+    """Issue 29 item 6: the role (site.yml, fleet.yml -e airig_bundle_dir) checked no signature;
+    now a signed bundle needs its signer's key, a stranger's key stops the run, and the
+    signer's lets it go on (to the next check: this bundle was made for profile t)."""
+    (home, pub), (_, stranger) = signer
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    bundle.sign(made, "bundler@example.invalid")
+    out = " ".join(_run_bundle_role(made).stdout.split())
+    assert "is signed (manifest.json.sha256.asc) and no key was given" in out, out[-2000:]
+    out = " ".join(_run_bundle_role(made, bundle_keyring=str(stranger)).stdout.split())
+    assert "not a good signature" in out and "refused" in out, out[-2000:]
+    out = " ".join(_run_bundle_role(made, bundle_keyring=str(pub)).stdout.split())
+    assert "was made for profile t" in out and "not a good signature" not in out, out[-2000:]

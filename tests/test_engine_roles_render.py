@@ -126,6 +126,8 @@ def test_vllm_flags_for_the_reference_builds(
         assert got[flag] == value, (flag, got)
     assert got["--host"] == "127.0.0.1" and got["--port"] == "8000"
     assert "--enable-auto-tool-choice" in got
+    # issue 29 item 11: every stream ends with its usage, which the gateway counts
+    assert "--enable-force-include-usage" in got
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
     gpus = str(data["gpus"]["count"])
     assert f"airig-gpu-wait --engine vllm --count {gpus} " in unit

@@ -26,10 +26,14 @@ def line(
     model: str = "qwen3-8b",
     prompt: str = "12",
     completion: str = "30",
+    streamed: str | None = "-",
 ) -> bytes:
+    """A line as the gateway's log-format writes it (streamed=None: as one set up before
+    issue 29 item 11 wrote it, without the chunk count)."""
+    tail = "" if streamed is None else f" streamed={streamed}"
     return (
         f"{HEAD} {backend} team={team} model={model} "
-        f"prompt_tokens={prompt} completion_tokens={completion}\n"
+        f"prompt_tokens={prompt} completion_tokens={completion}{tail}\n"
     ).encode()
 
 
@@ -112,6 +116,7 @@ def test_routed_requests_and_their_tokens_are_added_per_team_and_model(meter, pr
         "prompt_tokens": 20,
         "completion_tokens": 32,
         "uncounted": 1,
+        "estimated": 0,
         "cost": round((20 * 2.0 + 32 * 8.0) / 1e6, 6),
     }
     assert got[("ops", "airig-tiny")]["cost"] is None  # no price for it
@@ -166,17 +171,19 @@ def test_the_report_fits_a_terminal_and_filters_by_day(meter, prices) -> None:
         "team",
         "model",
         "requests",
-        "prompt",
+        "in",
         "tok",
-        "compl.",
+        "out",
         "tok",
         "no",
         "count",
+        "estim.",
         "cost",
         "EUR",
     ]
-    assert body[0].split() == ["research", "qwen3-8b", "1", "12", "30", "0", "0.0003"]
-    assert body[1].split() == ["support", "airig-tiny", "1", "0", "0", "1", "-"]
+    assert body[0].split() == ["research", "qwen3-8b", "1", "12", "30", "0", "0", "0.0003"]
+    assert body[1].split() == ["support", "airig-tiny", "1", "0", "0", "1", "0", "-"]
+    assert "  support: no count 1 of 1 (100.0%), estimated 0 (0.0%)" in body
     assert max(len(x) for x in table.stdout.splitlines()) <= 80
     assert (
         usage(meter.db, prices, "--until", "2000-01-01").stdout
@@ -196,3 +203,55 @@ def test_the_report_says_what_is_wrong_without_a_traceback(tmp_path: Path, price
         and "cannot read the prices" in bad.stderr
         and "Traceback" not in bad.stderr
     )
+
+
+def test_a_stream_with_no_count_counts_what_streamed_and_each_teams_share_is_shown(
+    meter, prices
+) -> None:
+    """Issue 29 item 11: a stream closed early (or from an engine that reports no tokens)
+    counted nothing; now its chunks count as completion tokens, marked estimated, and the
+    report gives each team's share of requests with no count and estimated."""
+    meter.send(
+        line(prompt="-", completion="-", streamed="17"),  # closed before its usage came
+        line(prompt="-", completion="-", streamed="-"),  # not a stream, no usage: no count
+        line(streamed="40"),  # the engine's own count wins over the chunks
+        line(streamed=None),  # a line of a gateway set up before the chunk count
+        line(team="ops", model="airig-tiny", prompt="-", completion="-", streamed="5"),
+    )
+    got = rows(meter.db, prices, 5)
+    research = got[("research", "qwen3-8b")]
+    assert (research["requests"], research["prompt_tokens"], research["completion_tokens"]) == (
+        4,
+        24,
+        17 + 30 + 30,
+    )
+    assert (research["uncounted"], research["estimated"]) == (1, 1)
+    assert got[("ops", "airig-tiny")]["estimated"] == 1
+    body = usage(meter.db, prices).stdout.splitlines()
+    assert "  research: no count 1 of 4 (25.0%), estimated 1 (25.0%)" in body
+    assert "  ops: no count 0 of 1 (0.0%), estimated 1 (100.0%)" in body
+
+
+def test_a_usage_file_from_an_older_meter_keeps_its_counts(tmp_path: Path, prices: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "usage.sqlite3"
+    with sqlite3.connect(db) as old:
+        old.execute(
+            "CREATE TABLE usage (day TEXT NOT NULL, team TEXT NOT NULL, model TEXT NOT NULL,"
+            " requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,"
+            " completion_tokens INTEGER NOT NULL, uncounted INTEGER NOT NULL,"
+            " PRIMARY KEY (day, team, model))"
+        )
+        old.execute("INSERT INTO usage VALUES ('2026-12-01', 'research', 'qwen3-8b', 3, 9, 9, 1)")
+    before = json.loads(usage(db, prices, "--json").stdout)  # read before the meter migrates
+    assert before[0]["requests"] == 3 and before[0]["estimated"] == 0
+    m = Meter(tmp_path)
+    m.db = db
+    m.start()
+    try:
+        m.send(line(prompt="-", completion="-", streamed="4"))
+        got = rows(db, prices, 4)[("research", "qwen3-8b")]
+        assert (got["requests"], got["uncounted"], got["estimated"]) == (4, 1, 1)
+    finally:
+        m.stop()

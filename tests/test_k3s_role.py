@@ -108,6 +108,7 @@ def test_server_on_a_box_without_gpus(tmp_path: Path, mirror: str) -> None:
     assert config == {
         "token-file": str(tmp_path / "etc-airig" / "k3s-token"),
         "node-label": [],
+        "agent-token-file": "/etc/airig/k3s-agent-token",
         "disable": ["traefik", "servicelb"],
     }
     assert (tmp_path / "units" / "k3s.service").exists()

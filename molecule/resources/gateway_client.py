@@ -30,6 +30,26 @@ def _open(req, timeout):
         return err.code, err.read().decode()
 
 
+def stream_then_close(port, key, model, text, events=1):
+    """Ask for a stream (no usage asked), read its first `events` events, then close the
+    connection, as a client that stops reading does; returns the events read."""
+    data = json.dumps({"model": model, "messages": [{"role": "user", "content": text}],
+                       "stream": True}).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    req = urllib.request.Request(f"https://127.0.0.1:{port}/v1/chat/completions", data=data,
+                                 headers=headers)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
+    got = []
+    with urllib.request.urlopen(req, timeout=30, context=context) as r:
+        for line in r:
+            if line.startswith(b"data: {"):
+                got.append(json.loads(line[6:]))
+                if len(got) >= events:
+                    break
+    return got
+
+
 def send(port, key, method, path, body=None):
     """(status, body) of any method and path with a JSON body, as a client may send them."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}

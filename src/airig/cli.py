@@ -1239,6 +1239,9 @@ def provision_cmd(
             extra["airig_allow_unpinned"] = True
         if bundle_dir is not None:
             extra["airig_bundle_dir"] = _checked_bundle(bundle_dir, name, bundle_keyring)
+            if bundle_keyring is not None:
+                # The bundle role checks the signature again where it copies the bundle.
+                extra["airig_bundle_keyring"] = str(bundle_keyring.resolve())
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -1351,6 +1354,13 @@ def _print_outcome(outcome: object, check: bool) -> None:
             out.print(
                 f"  {ep['engine']}: {ep['base_url']} model {ep['model']} "
                 f"(context {ep['context']}), key {key}",
+                highlight=False,
+            )
+        network = s.get("network") or {}
+        if network.get("ports"):
+            ports = ", ".join(f"{e} {p}" for e, p in network["ports"].items())
+            out.print(
+                f"  over the network (https, the proxy): {ports}, key {network['key']}",
                 highlight=False,
             )
         if s.get("agents"):
@@ -1552,6 +1562,14 @@ def platform_cmd(
         Path | None,
         typer.Option("--output", "-o", help="Write the manifests here (default: check only)."),
     ] = None,
+    kueue_manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--kueue-manifest",
+            help="The Kueue release manifest you pin as an add-on: its manager Configuration "
+            "must have fair sharing and the Deployment/LeaderWorkerSet integrations on.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Plan an organisation's GPU pool on Kubernetes + Kueue (docs/scale.md): one
@@ -1576,6 +1594,22 @@ def platform_cmd(
         flavours = plat.flavours_from(fleet.inventory_boxes(inventory))
         org = plat.load_org(data, flavours, str(org_file))
         files = plat.manifests(org)
+        if kueue_manifest is not None:
+            from airig import kueue_config
+
+            try:
+                text = kueue_manifest.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(
+                    f"--kueue-manifest {kueue_manifest}: cannot read it ({exc})"
+                ) from None
+            problems = kueue_config.check_manifest(text, str(kueue_manifest))
+            if problems:
+                raise InputError(
+                    "Kueue's configuration would not serve these manifests:\n  "
+                    + "\n  ".join(problems)
+                    + f"\n  (airig platform -o DIR writes one that does: DIR/{plat.KUEUE_CONFIG})"
+                )
         if output is None:
             problems = plat.validate_all(files)
             if problems:

@@ -157,3 +157,29 @@ def test_a_bundle_for_another_profile_is_refused(tmp_path):
     out = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == 1, out
     assert f"was made for profile team, and airig-molecule-airgap is {PROFILE}" in out
+
+
+def test_a_listener_on_the_bundles_port_stops_the_run(host):
+    """Issue 29 item 5: a local user who listens on the bundle's loopback port before a run
+    would have been the bundle for it (apt, pip and every download read from there); now the
+    run stops at the bundle role, naming the process, before anything is fetched."""
+    squat = host.run(
+        "systemd-run --unit=airig-test-squatter --uid=nobody --property=PrivateTmp=yes "
+        "/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory /tmp 8767"
+    )
+    assert squat.rc == 0, squat.stderr
+    try:
+        host.run(
+            "for i in $(seq 50); do ss -Hltn 'sport = :8767' | grep -q . && break; sleep 0.2; done"
+        )
+        run = airig("provision", "-i", INVENTORY, "--bundle", str(BUNDLE))
+        out = " ".join((run.stdout + run.stderr).split())
+        assert run.returncode == 1, out[-3000:]
+        assert (
+            "bundle_port 8767 (the box's loopback server of the bundle) is taken by another process"
+            in out
+        )
+        assert "uid:65534" in out  # the squatter's owner, nobody
+        assert not host.service("airig-bundle-server").is_running
+    finally:
+        host.run("systemctl stop airig-test-squatter")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources"))
 from gateway_client import call as call_port
-from gateway_client import send, send_raw
+from gateway_client import send, send_raw, stream_then_close
 from gateway_client import team_key as key
 
 
@@ -212,6 +212,26 @@ def test_tokens_and_cost_per_team_and_model_are_what_the_answers_reported(host):
     assert after[("research", "airig-tiny")]["cost"] is None  # no price, no cost
     table = host.check_output("airig-gateway-usage")
     assert "cost EUR" in table and max(len(line) for line in table.splitlines()) <= 80
+
+
+def test_a_stream_closed_early_counts_what_streamed_as_estimated(host):
+    """Issue 29 item 11: a client that stops reading a stream before its last event (which
+    carries the count) counted no tokens; now the chunks that passed count as completion
+    tokens, marked estimated, and the report shows the team's share."""
+    before = usage(host)[("research", "qwen3-8b")]
+    text = "a long question " * 10  # the stand-in answers one word per event: 33 events
+    got = stream_then_close(4443, key(host, "research"), "qwen3-8b", text, events=2)
+    assert len(got) == 2 and "usage" not in got[-1] and "timings" not in got[-1]
+    after = usage_once_counted(host, "research", "qwen3-8b", before["requests"] + 1)
+    row = after[("research", "qwen3-8b")]
+    assert row["requests"] == before["requests"] + 1
+    assert row["estimated"] == before["estimated"] + 1
+    assert row["uncounted"] == before["uncounted"]
+    assert row["prompt_tokens"] == before["prompt_tokens"]  # the prompt's count never came
+    streamed = row["completion_tokens"] - before["completion_tokens"]
+    assert 2 <= streamed < len((f"box-x/llama_cpp answers {text}").split()), streamed
+    table = host.check_output("airig-gateway-usage")
+    assert any(x.startswith("  research: no count ") and "estimated" in x for x in table.splitlines())
 
 
 def test_the_token_filter_never_failed(host):

@@ -120,15 +120,30 @@ def test_proxy_requires_the_key(host):
     for path in ("/v1/models", "/health", "/v1/chat/completions"):
         assert http(host, PROXY + path)[0] == 401, path
         assert http(host, PROXY + path, "wrong-key")[0] == 401, path
-    status, body = http(host, PROXY + "/v1/chat/completions", key(host, "llama_cpp"), req)
+    status, body = http(host, PROXY + "/v1/chat/completions", key(host, "gateway"), req)
     assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == REPLY
+
+
+def test_proxy_refuses_the_engine_key_agents_hold(host):
+    """Issue 29 item 8: over the network the proxy takes the box's network key
+    (keys/gateway.key, the fleet gateway's) and refuses the engine's own key, which every local
+    agent holds; the engine, sent its own key by the proxy, still answers on loopback with it."""
+    check_key_file(host, "gateway")
+    engine_key, network_key = key(host, "llama_cpp"), key(host, "gateway")
+    assert engine_key != network_key
+    for path in ("/v1/models", "/health", "/v1/chat/completions"):
+        status, body = http(host, PROXY + path, engine_key)
+        assert status == 401 and "keys/gateway.key" in body, (path, status, body)
+    assert http(host, URL + "/v1/models", engine_key)[0] == 200
+    assert http(host, URL + "/v1/models", network_key)[0] == 401  # the engine knows only its own
+    assert http(host, PROXY + "/v1/models", network_key)[0] == 200
 
 
 def test_proxy_passes_only_the_inference_routes(host):
     """Issue 29 item 1: with the key, llama-server's slots, props and adapters (which change
     what every client is served) and any other route get 403 over the network; on the box's
     loopback the engine's own routes stay the admin's."""
-    secret = key(host, "llama_cpp")
+    secret = key(host, "gateway")
     for method, path in (
         ("POST", "/slots/0?action=erase"),
         ("GET", "/slots"),
@@ -144,7 +159,7 @@ def test_proxy_passes_only_the_inference_routes(host):
         assert "route not allowed through the proxy" in body
     assert http(host, PROXY + "/health", secret)[0] == 200
     assert http(host, PROXY + "/v1/models?x=1", secret)[0] == 200
-    assert http(host, URL + "/props", secret)[0] == 200  # loopback: the engine itself
+    assert http(host, URL + "/props", key(host, "llama_cpp"))[0] == 200  # loopback: the engine
 
 
 def test_proxy_keeps_the_admins_own_default_site(host):

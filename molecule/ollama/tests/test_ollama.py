@@ -92,7 +92,7 @@ def test_hardened(host):
 
 
 def test_proxy_requires_the_key_on_every_route(host):
-    secret = key(host, "ollama")
+    secret = key(host, "gateway")
     for path in ("/api/version", "/api/tags", "/v1/models", "/api/create"):
         assert http(host, PROXY + path)[0] == 401, path
         assert http(host, PROXY + path, "wrong-key")[0] == 401, path
@@ -103,7 +103,7 @@ def test_proxy_requires_the_key_on_every_route(host):
 def test_proxy_passes_only_the_inference_routes(host):
     """Issue 29 item 1: with the key, Ollama's model management (create, copy, push, pull,
     delete) and its other routes get 403 over the network."""
-    secret = key(host, "ollama")
+    secret = key(host, "gateway")
     for method, path in (
         ("POST", "/api/create"),
         ("POST", "/api/copy"),
@@ -118,8 +118,11 @@ def test_proxy_passes_only_the_inference_routes(host):
 
 
 def test_proxy_key_and_config(host):
-    check_key_file(host, "ollama")
-    check_key_kept(host, "ollama")
+    # Ollama checks no key: the proxy takes the box's network key (issue 29 item 8) and sends
+    # Ollama none.
+    check_key_file(host, "gateway")
+    check_key_kept(host, "gateway")
+    assert not host.file("/srv/airig/keys/ollama.key").exists
     conf = host.file("/etc/nginx/conf.d/airig-engines.conf")
     assert conf.user == "root" and conf.mode == 0o600
     assert not host.file("/etc/nginx/sites-enabled/default").exists

@@ -1,7 +1,8 @@
 """playbooks/platform.yml's result on a k3s server and an agent (testinfra, in the containers):
 the pinned binary (the mirror's TEST DOUBLE, not k3s), each node's config as k3s reads it, the
 units loaded and verified by the containers' own systemd (never started: nothing here can run
-k3s), one join token shared, and the org's manifests and the pinned add-on in the server's
+k3s), the server token kept on the server and the agent given the agent token pinned to the
+server's CA, and the org's manifests and the pinned add-on in the server's
 auto-deploy directory, each manifest still valid."""
 
 import hashlib
@@ -44,6 +45,7 @@ def test_config_as_k3s_reads_it(host):
         assert got == {
             "token-file": "/etc/airig/k3s-token",
             "node-label": ["airig.dev/gpu-model=rtx-pro-6000-blackwell-workstation-edition"],
+            "agent-token-file": "/etc/airig/k3s-agent-token",
             "disable": ["traefik", "servicelb"],
             "node-ip": "10.40.0.11",
             "flannel-iface": "lo",
@@ -70,15 +72,35 @@ def test_unit_is_loaded_and_verified_by_systemd(host):
     assert verify.rc == 0 and unit not in verify.stderr, verify.stderr
 
 
-def test_one_join_token_only_root_reads(host):
+def server_host():
+    return testinfra.get_host(
+        f"ansible://{SERVER}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}"
+    )
+
+
+def hex64(value):
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def test_k3s_agents_get_the_agent_token_pinned_to_the_ca_never_the_server_token(host):
+    """Issue 29 item 9: the server token (cluster admin) stays on the server; an agent holds
+    k3s' secure form of the agent token, K10<sha256 of the server's CA>::node:<agent token>."""
     token = host.file("/etc/airig/k3s-token")
     assert token.mode == 0o600 and token.user == "root"
     value = token.content_string.strip()
-    assert len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
-    server = testinfra.get_host(
-        f"ansible://{SERVER}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}"
-    )
-    assert value == server.file("/etc/airig/k3s-token").content_string.strip()
+    server = server_host()
+    server_token = server.file("/etc/airig/k3s-token").content_string.strip()
+    agent_token = server.file("/etc/airig/k3s-agent-token").content_string.strip()
+    assert hex64(server_token) and hex64(agent_token) and server_token != agent_token
+    assert server.file("/etc/airig/k3s-agent-token").mode == 0o600
+    if is_server(host):
+        assert value == server_token
+        return
+    ca = server.file("/var/lib/rancher/k3s/server/tls/server-ca.crt").content
+    assert token.content_string == f"K10{hashlib.sha256(ca).hexdigest()}::node:{agent_token}\n"
+    found = host.run(f"grep -rlsF -- {server_token} /etc /var/lib/rancher")
+    assert found.rc != 0 and found.stdout == "", found.stdout  # nowhere on the agent
+    assert not host.file("/etc/airig/k3s-agent-token").exists
 
 
 def test_manifests_handed_to_k3s(host):

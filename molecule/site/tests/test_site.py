@@ -34,6 +34,7 @@ def test_summary(host):
     assert summary["profile"] == "container-demo"
     assert summary["endpoints"][0]["base_url"] == "http://127.0.0.1:8080/v1"
     assert summary["keys"] == ["/srv/airig/keys/llama_cpp.key"]
+    assert summary["network"] == {}  # only the status page is exposed: no engine over the network
     assert "llama_cpp" in summary["engines"]
 
 
@@ -229,9 +230,13 @@ def test_node_exporter_runs_confined_and_still_reports(host):
     score = float(exposure.split("Overall exposure level for")[1].split(":")[1].split()[0])
     assert score < 3.5, exposure[-2000:]
     metrics = host.check_output("curl -s http://127.0.0.1:9100/metrics")
-    for family in ("node_cpu_seconds_total", "node_memory_MemTotal_bytes", "node_filesystem_size_bytes"):
+    for family in (
+        "node_cpu_seconds_total",
+        "node_memory_MemTotal_bytes",
+        "node_filesystem_size_bytes",
+    ):
         assert family in metrics, family
-    assert "node_scrape_collector_success{collector=\"filesystem\"} 1" in metrics
+    assert 'node_scrape_collector_success{collector="filesystem"} 1' in metrics
 
 
 def test_alert_rules_are_loaded_and_pass_their_tests(host):
@@ -349,10 +354,16 @@ def test_alerts_reach_the_receiver_through_alertmanager_on_loopback(host):
 def test_alertmanager_answers_only_prometheus(host):
     """Issue 29 item 7: without Prometheus' password, a local user can neither silence alerts,
     send one, nor read the receiver's URL (/api/v2/status carries the configuration)."""
-    for method, path in (("GET", "/api/v2/status"), ("GET", "/api/v2/silences"),
-                         ("POST", "/api/v2/silences"), ("POST", "/api/v2/alerts")):
-        cmd = (f"runuser -u nobody -- curl -s -o /dev/null -w '%{{http_code}}' -X {method}"
-               f" -H 'Content-Type: application/json' -d '[]' http://127.0.0.1:9093{path}")
+    for method, path in (
+        ("GET", "/api/v2/status"),
+        ("GET", "/api/v2/silences"),
+        ("POST", "/api/v2/silences"),
+        ("POST", "/api/v2/alerts"),
+    ):
+        cmd = (
+            f"runuser -u nobody -- curl -s -o /dev/null -w '%{{http_code}}' -X {method}"
+            f" -H 'Content-Type: application/json' -d '[]' http://127.0.0.1:9093{path}"
+        )
         assert host.check_output(cmd) == "401", (method, path)
     secret = host.file("/etc/prometheus/airig/keys/alertmanager.pass")
     assert (secret.user, secret.group, secret.mode) == ("root", "prometheus", 0o640)

@@ -6,6 +6,10 @@
 --   txn.prompt_tokens, txn.completion_tokens  from OpenAI's "usage" object (a whole answer, or
 --                                             a stream's last chunk when the client asked for it)
 --   otherwise llama.cpp's "timings" in a stream's last chunk: prompt_n + cache_n, predicted_n.
+--   txn.streamed                              the chunks of a stream ("delta" objects), which
+--                                             the meter counts as completion tokens, marked
+--                                             estimated, when no count came (a stream closed
+--                                             early, an engine that reports none; issue 29)
 -- A model's own text cannot forge a count: inside a JSON string every quote is escaped, so
 -- '"prompt_tokens":' only matches the answer's own keys. Counts are taken from the last match.
 
@@ -16,9 +20,13 @@ AirigUsage.__index = AirigUsage
 
 -- Enough of the previous piece to find a key split across two pieces of the answer.
 local CARRY = 256
+-- One byte less than '"delta":', so no chunk is counted twice across two pieces.
+local DELTA = '"delta":'
+local DELTA_CARRY = #DELTA - 1
 
 function AirigUsage:new()
-  return setmetatable({carry = "", usage = false, timings = {}}, AirigUsage)
+  return setmetatable({carry = "", usage = false, timings = {}, dcarry = "", streamed = 0},
+                      AirigUsage)
 end
 
 function AirigUsage:start_analyze(txn, chn)
@@ -39,6 +47,13 @@ local function count(self, txn, msg)
   local data = msg:body(0, -1)
   if data == nil or #data == 0 then
     return
+  end
+  local chunks = self.dcarry .. data
+  local _, n = string.gsub(chunks, DELTA, "")
+  self.dcarry = string.sub(chunks, -DELTA_CARRY)
+  if n > 0 then
+    self.streamed = self.streamed + n
+    txn:set_var("txn.streamed", self.streamed)
   end
   local text = self.carry .. data
   self.carry = string.sub(text, -CARRY)
